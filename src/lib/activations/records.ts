@@ -24,8 +24,11 @@ export interface NeuronRecord {
   random_sample: ActivationRecord[];
   /** One list of excerpts per activation quantile (null when not computed). */
   random_sample_by_quantile: ActivationRecord[][] | null;
-  /** Boundaries of those quantiles, one more than the number of quantiles. */
-  quantile_boundaries: number[] | null;
+  /**
+   * Boundaries of those quantiles, one more than the number of quantiles. The released data
+   * writes the open ends as null.
+   */
+  quantile_boundaries: (number | null)[] | null;
   mean: number | null;
   variance: number | null;
   skewness: number | null;

@@ -1,8 +1,9 @@
 /**
  * Explanation and simulation results in the JSON format released with Bills et al. (2023).
  * Field names are the paper's so files round-trip losslessly; `dataclass_name` is kept.
- * Neurolens adds optional fields (prefixed by nothing, documented here) that the paper's
- * readers ignore: `simulation_mode` and `coverage` on a SequenceSimulation.
+ * Neurolens adds two optional fields to a SequenceSimulation, `simulation_mode` and `coverage`.
+ * The paper's Python reader rejects unknown fields, so writers offer a paper-fields-only mode
+ * (see formats.ts) for files meant for it.
  */
 import type { NeuronId } from '../activations/records.ts';
 

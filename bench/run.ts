@@ -1,0 +1,31 @@
+/**
+ * `npm run bench`: prints one JSON object with Neurolens's speed and memory numbers.
+ * Each measurement runs in its own process so that peak memory is attributable.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const tsx = join(root, 'node_modules/.bin/tsx');
+const only = process.argv.slice(2);
+const wanted = (name: string) => only.length === 0 || only.includes(name);
+
+function runJson(script: string, args: string[]): unknown {
+  const out = execFileSync(tsx, [join(root, script), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const line = out.trim().split('\n').pop()!;
+  return JSON.parse(line);
+}
+
+// The GPT-2-small-shaped model (12 × 768, random weights: the same compute as GPT-2 small).
+execFileSync(tsx, [join(root, 'scripts/gen-models.ts'), '--bench'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+const smallDir = join(root, '.cache/models/gpt2-small-random');
+
+const report: Record<string, unknown> = {
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  model: 'gpt2-small-random (12 layers, d_model 768, d_mlp 3072: 36,864 neurons; 64-token excerpts)',
+};
+if (wanted('capture')) {
+  report.capture = [runJson('bench/capture-bench.ts', [smallDir, 'wasm', '2']), runJson('bench/capture-bench.ts', [smallDir, 'node'])];
+}
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -1,0 +1,964 @@
+/**
+ * Streaming per-neuron statistics over a corpus of excerpts, in bounded memory: everything here
+ * is sized by the number of neurons and the configuration, never by the corpus.
+ *
+ * Per neuron (neuron index n = layerSlot · dMlp + j, layerSlot = position in `config.layers`):
+ * - top-K excerpts by max activation: a min-heap of (max, excerpt index), ties broken towards the
+ *   smaller excerpt index, with the excerpt's activations stored when it enters the heap (so the
+ *   top records need no second pass). Most excerpts fail one comparison against the heap root.
+ * - moments of all per-token activations: power sums of (x − shift) in float64, where the shift is
+ *   the neuron's mean on the first excerpt (keeps cancellation small). Kurtosis is *excess*
+ *   kurtosis (normal = 0); see `momentsOf`.
+ * - a histogram of per-excerpt maxima on fixed bins, equally spaced in asinh(x / unit) so they are
+ *   fine near zero and relatively even for large values, from which quantile boundaries are read.
+ * - per histogram bin, the `quantileSampleSize` excerpts of smallest quantile-stream priority
+ *   (see seeded-random.ts). A quantile bin is a union of histogram bins, and the smallest
+ *   priorities of a union are among the smallest of its parts, so each quantile bin gets an exact
+ *   uniform sample of the excerpts in it.
+ * - approximate tokens with the highest mean activation (see `topMeanTokens`).
+ * Shared by all neurons (as in the paper's released data): a uniform random sample of excerpts,
+ * the `randomSampleSize` excerpts of smallest random-stream priority.
+ *
+ * Only the top-K activations are stored. Records also need the activations of the random and
+ * quantile-sample excerpts; those are recomputed by re-running the model on the excerpts
+ * `excerptsToRerun` lists (scan.ts does this), because storing them for every neuron would cost
+ * (random + quantile samples) × 64 × 4 bytes per neuron — about 0.9 GB for GPT-2 small.
+ *
+ * Approximation (documented): quantile boundaries are histogram bin edges, the edge whose
+ * empirical CDF is closest to each quantile level, so the levels are approximate (within one
+ * bin's mass) while every sampled excerpt lies exactly inside its reported bin. The first and last
+ * boundary are the smallest and largest per-excerpt max (the released data leaves them null).
+ * Default levels 0.5, 0.9, 0.99, 0.999: inferred from the released GPT-2 XL records, whose
+ * random sample has 48% and 92% of its excerpt maxima below the first two boundaries.
+ *
+ * Memory per neuron (defaults K=20, L=64, float16 rows, 64 bins, 5 samples, 10 token candidates):
+ * rows 2,560 B + heap 200 B + histogram 256 B + quantile slots 1,408 B + moments 48 B + tokens
+ * 160 B ≈ 4.6 KB, i.e. ≈ 170 MB for GPT-2 small (36,864 neurons).
+ */
+import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
+import { float16ToFloat32 } from '../model/float16.ts';
+import { priorityBefore, QUANTILE_SAMPLE_STREAM, RANDOM_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
+
+export interface HistogramConfig {
+  /** Number of bins, including one below `min` and one at or above `max` (≥ 3). */
+  bins: number;
+  min: number;
+  max: number;
+  /** Bins are equally spaced in asinh(x / unit): about `unit` wide near zero. */
+  unit: number;
+}
+
+export interface NeuronStatsConfig {
+  /** Layer indices, in slot order. */
+  layers: number[];
+  dMlp: number;
+  /** Longest excerpt, in tokens (default 64). */
+  excerptLength?: number;
+  topK?: number;
+  randomSampleSize?: number;
+  /** Interior quantile levels of the per-excerpt max distribution (default 0.5, 0.9, 0.99, 0.999). */
+  quantiles?: number[];
+  /** Excerpts sampled per quantile bin (default 5; the paper used 20). 0 turns quantile tracking off. */
+  quantileSampleSize?: number;
+  histogram?: HistogramConfig;
+  /** Candidate tokens tracked per neuron for `topMeanTokens` (default 10; 0 turns it off). */
+  topTokenCandidates?: number;
+  /** Precision of stored activations; records round every activation to it (default float16). */
+  rowPrecision?: 'float16' | 'float32';
+  seed?: number;
+}
+
+export type ResolvedNeuronStatsConfig = Required<NeuronStatsConfig>;
+
+export const DEFAULT_HISTOGRAM: HistogramConfig = { bins: 64, min: -0.2, max: 100, unit: 0.01 };
+
+export interface NeuronMoments {
+  mean: number;
+  variance: number;
+  /** null when the variance is 0. */
+  skewness: number | null;
+  /** Excess kurtosis (normal = 0); null when the variance is 0. */
+  kurtosis: number | null;
+}
+
+export interface TopExcerpt {
+  excerptIndex: number;
+  maxActivation: number;
+}
+
+export interface QuantileSample {
+  /** One more than the number of bins: smallest excerpt max, interior edges, largest excerpt max. */
+  boundaries: number[];
+  /** Per bin, the sampled excerpt indices in priority (random) order. */
+  bins: number[][];
+}
+
+export interface MeanToken {
+  tokenId: number;
+  meanActivation: number;
+  /** Occurrences the mean is taken over. */
+  count: number;
+}
+
+/** Wrong use of the accumulator or data that does not fit it. */
+export class NeuronStatsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NeuronStatsError';
+  }
+}
+
+type StateArray = Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array | Uint8Array;
+
+const FORMAT = 'neurolens.neuron-stats';
+const FORMAT_VERSION = 1;
+/** Token ids above this are treated as a bug rather than grown into a huge table. */
+const MAX_TOKEN_ID = 1 << 22;
+
+function resolveConfig(config: NeuronStatsConfig): ResolvedNeuronStatsConfig {
+  const resolved: ResolvedNeuronStatsConfig = {
+    layers: [...config.layers],
+    dMlp: config.dMlp,
+    excerptLength: config.excerptLength ?? 64,
+    topK: config.topK ?? 20,
+    randomSampleSize: config.randomSampleSize ?? 50,
+    quantiles: [...(config.quantiles ?? [0.5, 0.9, 0.99, 0.999])],
+    quantileSampleSize: config.quantileSampleSize ?? 5,
+    histogram: { ...(config.histogram ?? DEFAULT_HISTOGRAM) },
+    topTokenCandidates: config.topTokenCandidates ?? 10,
+    rowPrecision: config.rowPrecision ?? 'float16',
+    seed: config.seed ?? 0,
+  };
+  const { layers, histogram } = resolved;
+  const isCount = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
+  const fail = (message: string): never => {
+    throw new NeuronStatsError(`invalid neuron statistics config: ${message}`);
+  };
+  if (layers.length === 0 || !layers.every((l) => isCount(l, 0, 1e6))) fail('layers must be a non-empty list of layer indices');
+  if (new Set(layers).size !== layers.length) fail('layers contains a duplicate');
+  if (!isCount(resolved.dMlp, 1, 1 << 20)) fail(`dMlp must be a positive integer, got ${resolved.dMlp}`);
+  if (!isCount(resolved.excerptLength, 1, 1 << 16)) fail(`excerptLength must be a positive integer, got ${resolved.excerptLength}`);
+  if (!isCount(resolved.topK, 1, 65535)) fail(`topK must be an integer from 1 to 65535, got ${resolved.topK}`);
+  if (!isCount(resolved.randomSampleSize, 0, 1 << 20)) fail(`randomSampleSize must be a non-negative integer, got ${resolved.randomSampleSize}`);
+  if (!isCount(resolved.quantileSampleSize, 0, 255)) fail(`quantileSampleSize must be an integer from 0 to 255, got ${resolved.quantileSampleSize}`);
+  if (!isCount(resolved.topTokenCandidates, 0, 1024)) fail(`topTokenCandidates must be an integer from 0 to 1024, got ${resolved.topTokenCandidates}`);
+  if (resolved.rowPrecision !== 'float16' && resolved.rowPrecision !== 'float32') fail('rowPrecision must be "float16" or "float32"');
+  if (!Number.isInteger(resolved.seed)) fail(`seed must be an integer, got ${resolved.seed}`);
+  const q = resolved.quantiles;
+  if (!q.every((v, i) => v > 0 && v < 1 && (i === 0 || v > q[i - 1]))) fail('quantiles must be increasing levels strictly between 0 and 1');
+  if (!isCount(histogram.bins, 3, 4096)) fail(`histogram.bins must be an integer from 3 to 4096, got ${histogram.bins}`);
+  if (!(Number.isFinite(histogram.min) && Number.isFinite(histogram.max) && histogram.min < histogram.max)) fail('histogram needs finite min < max');
+  if (!(histogram.unit > 0 && Number.isFinite(histogram.unit))) fail('histogram.unit must be a positive number');
+  return resolved;
+}
+
+/** Edges of the histogram: edges[0] = −∞, edges[bins] = +∞, edges[1] = min, edges[bins−1] = max. */
+function histogramEdges({ bins, min, max, unit }: HistogramConfig): Float64Array {
+  const edges = new Float64Array(bins + 1);
+  const a = Math.asinh(min / unit);
+  const step = (Math.asinh(max / unit) - a) / (bins - 2);
+  edges[0] = -Infinity;
+  for (let j = 1; j < bins; j++) edges[j] = unit * Math.sinh(a + (j - 1) * step);
+  edges[1] = min;
+  edges[bins - 1] = max;
+  edges[bins] = Infinity;
+  for (let j = 1; j < bins; j++) {
+    if (!(edges[j] > edges[j - 1])) throw new NeuronStatsError('histogram bins are too narrow to tell apart; use fewer bins or a wider range');
+  }
+  return edges;
+}
+
+/**
+ * A lookup table for binning without transcendental functions: cells narrower than the narrowest
+ * bin, each holding the bin its left end falls in, so a value is at most one bin past its cell's.
+ */
+function binLookup(edges: Float64Array): { cells: Uint16Array; width: number } {
+  const bins = edges.length - 1;
+  let narrowest = Infinity;
+  for (let j = 1; j < bins - 1; j++) narrowest = Math.min(narrowest, edges[j + 1] - edges[j]);
+  const span = edges[bins - 1] - edges[1];
+  const count = Math.min(1 << 20, Math.ceil((2 * span) / narrowest) + 1);
+  const width = span / (count - 1);
+  const cells = new Uint16Array(count);
+  let j = 1;
+  for (let i = 0; i < count; i++) {
+    const x = edges[1] + i * width;
+    while (j < bins - 1 && x >= edges[j + 1]) j++;
+    cells[i] = j;
+  }
+  return { cells, width };
+}
+
+// float32 → IEEE half bits, round to nearest even (Node 20 has no Float16Array).
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+function float16Bits(value: number): number {
+  f32Scratch[0] = value;
+  const x = u32Scratch[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mantissa = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const full = mantissa | 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = full & ((1 << shift) - 1);
+    let m = full >>> shift;
+    if (rest > half || (rest === half && m & 1)) m++;
+    return sign | m;
+  }
+  let h = sign | (e << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // a carry into the exponent is still correct
+  return h;
+}
+
+function roundToFloat16(value: number): number {
+  return float16ToFloat32(Uint16Array.of(float16Bits(value)))[0];
+}
+
+export class NeuronStatsAccumulator {
+  readonly config: ResolvedNeuronStatsConfig;
+  /** layers × dMlp. */
+  readonly neuronCount: number;
+  private readonly slotOfLayer: Map<number, number>;
+  private readonly edges: Float64Array;
+  /** binOf lookup: cell i of width `binCellWidth` from histogram.min starts in bin binCells[i]. */
+  private readonly binCells: Uint16Array;
+  private readonly binCellWidth: number;
+
+  private excerptsSeen = 0;
+  private tokensSeen = 0;
+  private randomCount = 0;
+
+  // Persistent state (serialised): see `stateArrays`.
+  private readonly shift: Float64Array;
+  /** 4 per neuron: Σd, Σd², Σd³, Σd⁴ with d = x − shift. */
+  private readonly powerSums: Float64Array;
+  private readonly minExcerptMax: Float32Array;
+  private readonly heapValue: Float32Array;
+  private readonly heapExcerpt: Int32Array;
+  private readonly heapSlot: Uint16Array;
+  private readonly rows: Uint16Array | Float32Array;
+  private readonly histogram: Uint32Array;
+  private readonly quantileSlots: Int32Array;
+  private readonly quantileCount: Uint8Array;
+  /** Slot (within its bin) of the bin's lowest-ranked sample, the one a better excerpt replaces. */
+  private readonly quantileWorst: Uint8Array;
+  private readonly quantileWorstPriority: Uint32Array;
+  private readonly candidateToken: Int32Array;
+  private readonly candidateSum: Float64Array;
+  /** Global count of the token before it became a candidate: its mean covers later occurrences. */
+  private readonly candidateBase: Int32Array;
+  private tokenCount: Int32Array;
+  private readonly randomSample: Int32Array;
+
+  // Per-excerpt working state (not serialised; only valid between beginExcerpt and endExcerpt).
+  private current = -1;
+  private currentLength = 0;
+  private currentRandomPriority = 0;
+  private currentQuantilePriority = 0;
+  private readonly currentTokens: Int32Array;
+  private readonly layerDone: Uint8Array;
+  private stamp = 0;
+  private tokenStamp: Int32Array;
+  private tokenHead: Int32Array;
+  private tokenOccurrences: Int32Array;
+  private readonly nextPosition: Int32Array;
+
+  constructor(config: NeuronStatsConfig) {
+    this.config = resolveConfig(config);
+    const { layers, dMlp, excerptLength: L, topK: K, quantileSampleSize: S, topTokenCandidates: C } = this.config;
+    const N = (this.neuronCount = layers.length * dMlp);
+    const F = this.quantileTracking ? this.config.histogram.bins : 0;
+    this.slotOfLayer = new Map(layers.map((layer, slot) => [layer, slot]));
+    this.edges = histogramEdges(this.config.histogram);
+    ({ cells: this.binCells, width: this.binCellWidth } = binLookup(this.edges));
+
+    const bytes = N * (8 * 5 + 4 + K * (10 + L * (this.config.rowPrecision === 'float16' ? 2 : 4)) + F * (4 + 6 + 4 * S) + C * 16);
+    if (bytes > 2 ** 31) throw new NeuronStatsError(`this configuration needs ${(bytes / 2 ** 30).toFixed(1)} GiB of state; lower topK, quantileSampleSize or histogram.bins`);
+    this.shift = new Float64Array(N);
+    this.powerSums = new Float64Array(4 * N);
+    this.minExcerptMax = new Float32Array(N).fill(Infinity);
+    this.heapValue = new Float32Array(N * K);
+    this.heapExcerpt = new Int32Array(N * K);
+    this.heapSlot = new Uint16Array(N * K);
+    this.rows = this.config.rowPrecision === 'float16' ? new Uint16Array(N * K * L) : new Float32Array(N * K * L);
+    this.histogram = new Uint32Array(N * F);
+    this.quantileSlots = new Int32Array(N * F * S);
+    this.quantileCount = new Uint8Array(N * F);
+    this.quantileWorst = new Uint8Array(N * F);
+    this.quantileWorstPriority = new Uint32Array(N * F);
+    this.candidateToken = new Int32Array(N * C).fill(-1);
+    this.candidateSum = new Float64Array(N * C);
+    this.candidateBase = new Int32Array(N * C);
+    this.tokenCount = new Int32Array(C > 0 ? 1024 : 0);
+    this.randomSample = new Int32Array(this.config.randomSampleSize);
+
+    this.currentTokens = new Int32Array(L);
+    this.layerDone = new Uint8Array(layers.length);
+    this.tokenStamp = new Int32Array(this.tokenCount.length);
+    this.tokenHead = new Int32Array(this.tokenCount.length);
+    this.tokenOccurrences = new Int32Array(this.tokenCount.length);
+    this.nextPosition = new Int32Array(L);
+  }
+
+  private get quantileTracking(): boolean {
+    return this.config.quantileSampleSize > 0;
+  }
+
+  /** Excerpts fully observed so far. */
+  get excerptCount(): number {
+    return this.excerptsSeen;
+  }
+
+  /** Tokens fully observed so far (each counted once, not once per neuron). */
+  get tokenTotal(): number {
+    return this.tokensSeen;
+  }
+
+  /** Neuron index of (layer, neuron within layer). */
+  neuronIndex(layer: number, neuron: number): number {
+    const slot = this.slotOfLayer.get(layer);
+    if (slot === undefined) throw new NeuronStatsError(`layer ${layer} is not tracked (tracked: ${this.config.layers.join(', ')})`);
+    if (!Number.isInteger(neuron) || neuron < 0 || neuron >= this.config.dMlp) {
+      throw new NeuronStatsError(`neuron ${neuron} is out of range for dMlp ${this.config.dMlp}`);
+    }
+    return slot * this.config.dMlp + neuron;
+  }
+
+  neuronId(neuron: number): NeuronId {
+    this.checkNeuron(neuron);
+    const { layers, dMlp } = this.config;
+    return { dataclass_name: 'NeuronId', layer_index: layers[Math.floor(neuron / dMlp)], neuron_index: neuron % dMlp };
+  }
+
+  // ---- observing -------------------------------------------------------------------------
+
+  /** Starts an excerpt; then call `addLayer` once per tracked layer and `endExcerpt`. */
+  beginExcerpt(excerptIndex: number, tokenIds: ArrayLike<number>): void {
+    if (this.current >= 0) throw new NeuronStatsError(`excerpt ${this.current} was begun but not ended`);
+    if (!Number.isInteger(excerptIndex) || excerptIndex < 0 || excerptIndex > 0x7fffffff) {
+      throw new NeuronStatsError(`excerpt index must be a non-negative 31-bit integer, got ${excerptIndex}`);
+    }
+    const length = tokenIds.length;
+    if (length < 1 || length > this.config.excerptLength) {
+      throw new NeuronStatsError(`excerpt ${excerptIndex} has ${length} tokens; expected 1 to ${this.config.excerptLength}`);
+    }
+    for (let t = 0; t < length; t++) {
+      const id = tokenIds[t];
+      if (!Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) throw new NeuronStatsError(`excerpt ${excerptIndex} has an invalid token id ${id} at position ${t}`);
+      this.currentTokens[t] = id;
+    }
+    this.current = excerptIndex;
+    this.currentLength = length;
+    this.currentRandomPriority = samplePriority(this.config.seed, RANDOM_SAMPLE_STREAM, excerptIndex);
+    this.currentQuantilePriority = samplePriority(this.config.seed, QUANTILE_SAMPLE_STREAM, excerptIndex);
+    this.layerDone.fill(0);
+    if (this.config.topTokenCandidates > 0) this.indexTokenPositions();
+  }
+
+  /** Links each token's positions in the current excerpt (newest first) for the candidate sums. */
+  private indexTokenPositions(): void {
+    let maxId = 0;
+    for (let t = 0; t < this.currentLength; t++) maxId = Math.max(maxId, this.currentTokens[t]);
+    if (maxId >= this.tokenCount.length) this.growTokenTables(maxId + 1);
+    this.stamp++;
+    for (let t = 0; t < this.currentLength; t++) {
+      const id = this.currentTokens[t];
+      if (this.tokenStamp[id] !== this.stamp) {
+        this.tokenStamp[id] = this.stamp;
+        this.tokenHead[id] = -1;
+        this.tokenOccurrences[id] = 0;
+      }
+      this.nextPosition[t] = this.tokenHead[id];
+      this.tokenHead[id] = t;
+      this.tokenOccurrences[id]++;
+    }
+  }
+
+  private growTokenTables(minLength: number): void {
+    let length = Math.max(1024, this.tokenCount.length);
+    while (length < minLength) length *= 2;
+    const grow = (old: Int32Array) => {
+      const next = new Int32Array(length);
+      next.set(old);
+      return next;
+    };
+    this.tokenCount = grow(this.tokenCount);
+    this.tokenStamp = grow(this.tokenStamp);
+    this.tokenHead = grow(this.tokenHead);
+    this.tokenOccurrences = grow(this.tokenOccurrences);
+  }
+
+  /**
+   * Adds one layer's activations for the current excerpt without copying:
+   * `data[offset + t·dMlp + j]` is neuron j at token t, for t < the excerpt's length.
+   */
+  addLayer(layer: number, data: Float32Array, offset = 0): void {
+    if (this.current < 0) throw new NeuronStatsError('addLayer called outside beginExcerpt/endExcerpt');
+    const slot = this.slotOfLayer.get(layer);
+    if (slot === undefined) throw new NeuronStatsError(`layer ${layer} is not tracked (tracked: ${this.config.layers.join(', ')})`);
+    if (this.layerDone[slot]) throw new NeuronStatsError(`layer ${layer} was already added for excerpt ${this.current}`);
+    const { dMlp } = this.config;
+    const seq = this.currentLength;
+    if (!Number.isInteger(offset) || offset < 0 || offset + seq * dMlp > data.length) {
+      throw new NeuronStatsError(
+        `layer ${layer} activations for excerpt ${this.current}: need ${seq} × ${dMlp} values from offset ${offset}, array has ${data.length}`,
+      );
+    }
+    this.accumulateLayer(slot, data, offset);
+    this.layerDone[slot] = 1;
+  }
+
+  /** The hot loop: one pass over the block per neuron, all bookkeeping per (neuron, excerpt). */
+  private accumulateLayer(slot: number, data: Float32Array, offset: number): void {
+    const { dMlp, topK: K, quantileSampleSize: S, topTokenCandidates: C } = this.config;
+    const seq = this.currentLength;
+    const excerpt = this.current;
+    const first = this.excerptsSeen === 0;
+    const heapFull = this.excerptsSeen >= K;
+    const { shift, powerSums, minExcerptMax, heapValue, heapExcerpt } = this;
+    for (let j = 0; j < dMlp; j++) {
+      const n = slot * dMlp + j;
+      if (first) {
+        let total = 0;
+        for (let t = 0, p = offset + j; t < seq; t++, p += dMlp) total += data[p];
+        shift[n] = total / seq;
+      }
+      const c = shift[n];
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let s4 = 0;
+      let max = -Infinity;
+      let argmax = 0;
+      for (let t = 0, p = offset + j; t < seq; t++, p += dMlp) {
+        const x = data[p];
+        const d = x - c;
+        const d2 = d * d;
+        s1 += d;
+        s2 += d2;
+        s3 += d2 * d;
+        s4 += d2 * d2;
+        if (x > max) {
+          max = x;
+          argmax = t;
+        }
+      }
+      if (s1 - s1 !== 0) {
+        throw new NeuronStatsError(`non-finite activation in excerpt ${excerpt}, layer ${this.config.layers[slot]}, neuron ${j}`);
+      }
+      const q = 4 * n;
+      powerSums[q] += s1;
+      powerSums[q + 1] += s2;
+      powerSums[q + 2] += s3;
+      powerSums[q + 3] += s4;
+      if (max < minExcerptMax[n]) minExcerptMax[n] = max;
+
+      const h = n * K;
+      if (!heapFull) this.heapPush(n, max, excerpt, data, offset + j, this.excerptsSeen);
+      else if (max > heapValue[h] || (max === heapValue[h] && excerpt < heapExcerpt[h])) this.heapReplaceRoot(n, max, excerpt, data, offset + j);
+
+      if (S > 0) this.addToQuantileBin(n, max);
+      if (C > 0) this.updateTokenCandidates(n, data, offset + j, argmax);
+    }
+  }
+
+  private storeRow(n: number, heapSlot: number, data: Float32Array, start: number): void {
+    const { dMlp, excerptLength: L, topK: K } = this.config;
+    const base = (n * K + heapSlot) * L;
+    const rows = this.rows;
+    if (rows instanceof Uint16Array) {
+      for (let t = 0, p = start; t < this.currentLength; t++, p += dMlp) rows[base + t] = float16Bits(data[p]);
+    } else {
+      for (let t = 0, p = start; t < this.currentLength; t++, p += dMlp) rows[base + t] = data[p];
+    }
+  }
+
+  /** a is a worse top-K entry than b: smaller max, or equal max and later excerpt. */
+  private worse(a: number, b: number): boolean {
+    const va = this.heapValue[a];
+    const vb = this.heapValue[b];
+    return va < vb || (va === vb && this.heapExcerpt[a] > this.heapExcerpt[b]);
+  }
+
+  private swap(a: number, b: number): void {
+    const { heapValue, heapExcerpt, heapSlot } = this;
+    const v = heapValue[a];
+    heapValue[a] = heapValue[b];
+    heapValue[b] = v;
+    const e = heapExcerpt[a];
+    heapExcerpt[a] = heapExcerpt[b];
+    heapExcerpt[b] = e;
+    const s = heapSlot[a];
+    heapSlot[a] = heapSlot[b];
+    heapSlot[b] = s;
+  }
+
+  private heapPush(n: number, value: number, excerpt: number, data: Float32Array, start: number, size: number): void {
+    const h = n * this.config.topK;
+    this.heapValue[h + size] = value;
+    this.heapExcerpt[h + size] = excerpt;
+    this.heapSlot[h + size] = size;
+    this.storeRow(n, size, data, start);
+    let i = size;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.worse(h + i, h + parent)) break;
+      this.swap(h + i, h + parent);
+      i = parent;
+    }
+  }
+
+  private heapReplaceRoot(n: number, value: number, excerpt: number, data: Float32Array, start: number): void {
+    const K = this.config.topK;
+    const h = n * K;
+    this.heapValue[h] = value;
+    this.heapExcerpt[h] = excerpt;
+    this.storeRow(n, this.heapSlot[h], data, start);
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= K) break;
+      const right = left + 1;
+      const child = right < K && this.worse(h + right, h + left) ? right : left;
+      if (!this.worse(h + child, h + i)) break;
+      this.swap(h + i, h + child);
+      i = child;
+    }
+  }
+
+  private binOf(x: number): number {
+    const { edges } = this;
+    const bins = this.config.histogram.bins;
+    if (x < edges[1]) return 0;
+    if (x >= edges[bins - 1]) return bins - 1;
+    let j = this.binCells[Math.min(this.binCells.length - 1, Math.floor((x - edges[1]) / this.binCellWidth))];
+    // A cell can straddle an edge (and rounding can put x one cell off): the edges decide.
+    while (x < edges[j]) j--;
+    while (x >= edges[j + 1]) j++;
+    return j;
+  }
+
+  private addToQuantileBin(n: number, max: number): void {
+    const S = this.config.quantileSampleSize;
+    const bin = n * this.config.histogram.bins + this.binOf(max);
+    this.histogram[bin]++;
+    const { quantileSlots, quantileWorst, quantileWorstPriority } = this;
+    const slots = bin * S;
+    const count = this.quantileCount[bin];
+    const excerpt = this.current;
+    const priority = this.currentQuantilePriority;
+    if (count < S) {
+      quantileSlots[slots + count] = excerpt;
+      this.quantileCount[bin] = count + 1;
+      if (count === 0 || priorityBefore(quantileWorstPriority[bin], quantileSlots[slots + quantileWorst[bin]], priority, excerpt)) {
+        quantileWorst[bin] = count;
+        quantileWorstPriority[bin] = priority;
+      }
+      return;
+    }
+    if (priority > quantileWorstPriority[bin]) return; // the common case once the bin is full
+    if (!priorityBefore(priority, excerpt, quantileWorstPriority[bin], quantileSlots[slots + quantileWorst[bin]])) return;
+    quantileSlots[slots + quantileWorst[bin]] = excerpt;
+    let worst = 0;
+    let worstPriority = this.quantilePriority(quantileSlots[slots]);
+    for (let s = 1; s < S; s++) {
+      const p = this.quantilePriority(quantileSlots[slots + s]);
+      if (priorityBefore(worstPriority, quantileSlots[slots + worst], p, quantileSlots[slots + s])) {
+        worst = s;
+        worstPriority = p;
+      }
+    }
+    quantileWorst[bin] = worst;
+    quantileWorstPriority[bin] = worstPriority;
+  }
+
+  private quantilePriority(excerpt: number): number {
+    return samplePriority(this.config.seed, QUANTILE_SAMPLE_STREAM, excerpt);
+  }
+
+  /** Occurrences of `token` a candidate's sum covers, including the current excerpt once added. */
+  private candidateCount(token: number, base: number): number {
+    const here = this.tokenStamp[token] === this.stamp ? this.tokenOccurrences[token] : 0;
+    return this.tokenCount[token] + here - base;
+  }
+
+  private sumAtPositions(token: number, data: Float32Array, start: number): number {
+    const { dMlp } = this.config;
+    let sum = 0;
+    for (let t = this.tokenHead[token]; t >= 0; t = this.nextPosition[t]) sum += data[start + t * dMlp];
+    return sum;
+  }
+
+  /**
+   * Mean-activation candidates: every occurrence of a candidate token is added to its sum; the
+   * token at the excerpt's argmax may replace the candidate with the lowest running mean if its
+   * mean in this excerpt is higher. A token's mean thus covers its occurrences since it last
+   * became a candidate — exact for tokens that stay candidates from their first argmax on.
+   */
+  private updateTokenCandidates(n: number, data: Float32Array, start: number, argmax: number): void {
+    const C = this.config.topTokenCandidates;
+    const base = n * C;
+    const { candidateToken, candidateSum, candidateBase, tokenStamp } = this;
+    const argToken = this.currentTokens[argmax];
+    let found = false;
+    for (let k = 0; k < C; k++) {
+      const token = candidateToken[base + k];
+      if (token < 0) continue;
+      if (token === argToken) found = true;
+      if (tokenStamp[token] === this.stamp) candidateSum[base + k] += this.sumAtPositions(token, data, start);
+    }
+    if (found) return;
+    let worst = -1;
+    let worstMean = Infinity;
+    for (let k = 0; k < C; k++) {
+      const token = candidateToken[base + k];
+      if (token < 0) {
+        worst = k;
+        worstMean = -Infinity;
+        break;
+      }
+      const mean = candidateSum[base + k] / this.candidateCount(token, candidateBase[base + k]);
+      if (mean < worstMean) {
+        worst = k;
+        worstMean = mean;
+      }
+    }
+    const sum = this.sumAtPositions(argToken, data, start);
+    if (sum / this.tokenOccurrences[argToken] > worstMean) {
+      candidateToken[base + worst] = argToken;
+      candidateSum[base + worst] = sum;
+      candidateBase[base + worst] = this.tokenCount[argToken];
+    }
+  }
+
+  /** Finishes the current excerpt; every tracked layer must have been added. */
+  endExcerpt(): void {
+    if (this.current < 0) throw new NeuronStatsError('endExcerpt called without beginExcerpt');
+    const missing = this.config.layers.filter((_, slot) => !this.layerDone[slot]);
+    if (missing.length > 0) throw new NeuronStatsError(`excerpt ${this.current} is missing layers ${missing.join(', ')}`);
+    if (this.config.topTokenCandidates > 0) {
+      for (let t = 0; t < this.currentLength; t++) this.tokenCount[this.currentTokens[t]]++;
+    }
+    this.addToRandomSample(this.current, this.currentRandomPriority);
+    this.excerptsSeen++;
+    this.tokensSeen += this.currentLength;
+    this.current = -1;
+  }
+
+  /** Abandons a begun excerpt. Only valid before any layer was added (state is otherwise changed). */
+  cancelExcerpt(): void {
+    if (this.layerDone.some((done) => done)) throw new NeuronStatsError('cannot cancel an excerpt after layers were added');
+    this.current = -1;
+  }
+
+  /** beginExcerpt + addLayer for each entry (`data[offset + t·dMlp + j]`) + endExcerpt. */
+  addExcerpt(excerptIndex: number, tokenIds: ArrayLike<number>, layers: Map<number, { data: Float32Array; offset?: number }>): void {
+    this.beginExcerpt(excerptIndex, tokenIds);
+    for (const [layer, { data, offset }] of layers) this.addLayer(layer, data, offset ?? 0);
+    this.endExcerpt();
+  }
+
+  private addToRandomSample(excerpt: number, priority: number): void {
+    const R = this.config.randomSampleSize;
+    if (R === 0) return;
+    const sample = this.randomSample;
+    let i = this.randomCount;
+    if (i === R) {
+      const last = sample[R - 1];
+      if (!priorityBefore(priority, excerpt, this.randomPriority(last), last)) return;
+      i = R - 1;
+    } else {
+      this.randomCount++;
+    }
+    // Insertion into the list kept sorted by priority.
+    while (i > 0 && priorityBefore(priority, excerpt, this.randomPriority(sample[i - 1]), sample[i - 1])) {
+      sample[i] = sample[i - 1];
+      i--;
+    }
+    sample[i] = excerpt;
+  }
+
+  private randomPriority(excerpt: number): number {
+    return samplePriority(this.config.seed, RANDOM_SAMPLE_STREAM, excerpt);
+  }
+
+  // ---- results ---------------------------------------------------------------------------
+
+  private checkNeuron(neuron: number): void {
+    if (!Number.isInteger(neuron) || neuron < 0 || neuron >= this.neuronCount) {
+      throw new NeuronStatsError(`neuron index ${neuron} is out of range (0 to ${this.neuronCount - 1})`);
+    }
+  }
+
+  /** Population moments of all activations seen; null before any token. */
+  momentsOf(neuron: number): NeuronMoments | null {
+    this.checkNeuron(neuron);
+    const count = this.tokensSeen;
+    if (count === 0) return null;
+    const q = 4 * neuron;
+    const m1 = this.powerSums[q] / count;
+    const r2 = this.powerSums[q + 1] / count;
+    const r3 = this.powerSums[q + 2] / count;
+    const r4 = this.powerSums[q + 3] / count;
+    // Raw moments of d = x − shift → central moments.
+    const variance = Math.max(0, r2 - m1 * m1);
+    const m3 = r3 - 3 * m1 * r2 + 2 * m1 ** 3;
+    const m4 = r4 - 4 * m1 * r3 + 6 * m1 * m1 * r2 - 3 * m1 ** 4;
+    const mean = this.shift[neuron] + m1;
+    if (variance === 0) return { mean, variance, skewness: null, kurtosis: null };
+    return { mean, variance, skewness: m3 / variance ** 1.5, kurtosis: m4 / (variance * variance) - 3 };
+  }
+
+  /** Top-K excerpts by max activation, largest first (ties: smaller excerpt index first). */
+  topExcerpts(neuron: number): TopExcerpt[] {
+    return this.sortedHeap(neuron).map((i) => ({ excerptIndex: this.heapExcerpt[i], maxActivation: this.heapValue[i] }));
+  }
+
+  private sortedHeap(neuron: number): number[] {
+    this.checkNeuron(neuron);
+    const h = neuron * this.config.topK;
+    const size = Math.min(this.config.topK, this.excerptsSeen);
+    const entries = Array.from({ length: size }, (_, i) => h + i);
+    return entries.sort((a, b) => (this.worse(a, b) ? 1 : this.worse(b, a) ? -1 : 0));
+  }
+
+  /** The shared random sample, in priority (random) order. */
+  randomSampleExcerpts(): number[] {
+    return Array.from(this.randomSample.subarray(0, this.randomCount));
+  }
+
+  /** Quantile boundaries and samples of a neuron; null when quantile tracking is off or nothing was seen. */
+  quantileSample(neuron: number): QuantileSample | null {
+    this.checkNeuron(neuron);
+    if (!this.quantileTracking || this.excerptsSeen === 0) return null;
+    const { bins: F } = this.config.histogram;
+    const S = this.config.quantileSampleSize;
+    const hist = this.histogram.subarray(neuron * F, (neuron + 1) * F);
+    const min = this.minExcerptMax[neuron];
+    const max = this.heapValue[this.sortedHeap(neuron)[0]];
+    const lowBin = this.binOf(min);
+    const highBin = this.binOf(max);
+    // cdf[j] = fraction of excerpt maxima below edge j.
+    const cdf = new Float64Array(F + 1);
+    for (let j = 0; j < F; j++) cdf[j + 1] = cdf[j] + hist[j] / this.excerptsSeen;
+    // Quantile bin i covers histogram bins [cut[i], cut[i+1]); interior cuts are edges strictly
+    // inside (lowBin, highBin] so that they lie in (min, max]; with one occupied bin all cuts
+    // collapse onto it and the last quantile bin holds every excerpt.
+    const cuts = [0];
+    let previous = lowBin;
+    for (const level of this.config.quantiles) {
+      let best = previous;
+      for (let j = Math.max(previous, lowBin + 1); j <= highBin; j++) {
+        if (best <= lowBin || Math.abs(cdf[j] - level) < Math.abs(cdf[best] - level)) best = j;
+      }
+      cuts.push(best);
+      previous = best;
+    }
+    cuts.push(F);
+    const boundaries = [min, ...cuts.slice(1, -1).map((j) => (j <= lowBin ? min : this.edges[j])), max];
+    const sampleBins: number[][] = [];
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const members: { excerpt: number; priority: number }[] = [];
+      for (let b = cuts[i]; b < cuts[i + 1]; b++) {
+        const bin = neuron * F + b;
+        for (let s = 0; s < this.quantileCount[bin]; s++) {
+          const excerpt = this.quantileSlots[bin * S + s];
+          members.push({ excerpt, priority: this.quantilePriority(excerpt) });
+        }
+      }
+      members.sort((a, b) => (priorityBefore(a.priority, a.excerpt, b.priority, b.excerpt) ? -1 : 1));
+      sampleBins.push(members.slice(0, S).map((m) => m.excerpt));
+    }
+    return { boundaries, bins: sampleBins };
+  }
+
+  /**
+   * Approximate tokens with the highest mean activation, highest first. Each mean is exact over
+   * `count` occurrences: those since the token last became a candidate (see
+   * `updateTokenCandidates`); tokens that never gave an excerpt's max are not considered.
+   */
+  topMeanTokens(neuron: number): MeanToken[] {
+    this.checkNeuron(neuron);
+    const C = this.config.topTokenCandidates;
+    const result: MeanToken[] = [];
+    for (let k = neuron * C; k < (neuron + 1) * C; k++) {
+      const tokenId = this.candidateToken[k];
+      if (tokenId < 0) continue;
+      const count = this.tokenCount[tokenId] - this.candidateBase[k];
+      if (count > 0) result.push({ tokenId, meanActivation: this.candidateSum[k] / count, count });
+    }
+    return result.sort((a, b) => b.meanActivation - a.meanActivation || a.tokenId - b.tokenId);
+  }
+
+  /**
+   * Excerpts whose activations for `neuron` must be recomputed to build its record: the random
+   * sample and the quantile samples, less the top-K excerpts whose activations are stored.
+   */
+  excerptsToRerun(neuron: number): number[] {
+    const stored = new Set(this.topExcerpts(neuron).map((t) => t.excerptIndex));
+    const needed = new Set(this.randomSampleExcerpts());
+    for (const bin of this.quantileSample(neuron)?.bins ?? []) for (const e of bin) needed.add(e);
+    return [...needed].filter((e) => !stored.has(e)).sort((a, b) => a - b);
+  }
+
+  private roundActivation(value: number): number {
+    return this.config.rowPrecision === 'float16' ? roundToFloat16(value) : Math.fround(value);
+  }
+
+  /**
+   * The neuron's record in the paper's format. `tokensOf(e)` gives excerpt e's token strings;
+   * `activationsOf(e)` gives this neuron's activations on excerpt e for every excerpt listed by
+   * `excerptsToRerun` (others come from the stored top-K rows). All activations are rounded to
+   * `rowPrecision`, so an excerpt shows the same values in every list it appears in.
+   */
+  buildRecord(
+    neuron: number,
+    tokensOf: (excerpt: number) => readonly string[],
+    activationsOf: (excerpt: number) => ArrayLike<number> | undefined,
+  ): NeuronRecord {
+    if (this.current >= 0) throw new NeuronStatsError('cannot build records while an excerpt is being added');
+    const { topK: K, excerptLength: L } = this.config;
+    const storedRow = new Map<number, number>();
+    for (const i of this.sortedHeap(neuron)) storedRow.set(this.heapExcerpt[i], (neuron * K + this.heapSlot[i]) * L);
+    const record = (excerpt: number): ActivationRecord => {
+      const tokens = [...tokensOf(excerpt)];
+      let activations: number[];
+      const at = storedRow.get(excerpt);
+      if (at !== undefined) {
+        const raw = this.rows.subarray(at, at + tokens.length);
+        activations = Array.from(raw instanceof Uint16Array ? float16ToFloat32(raw) : raw);
+      } else {
+        const values = activationsOf(excerpt);
+        if (!values) throw new NeuronStatsError(`activations of excerpt ${excerpt} for neuron ${neuron} were not supplied`);
+        activations = Array.from(values, (v) => this.roundActivation(v));
+      }
+      if (activations.length !== tokens.length) {
+        throw new NeuronStatsError(`excerpt ${excerpt}: ${tokens.length} tokens but ${activations.length} activations`);
+      }
+      return { dataclass_name: 'ActivationRecord', tokens, activations };
+    };
+    const moments = this.momentsOf(neuron);
+    const quantiles = this.quantileSample(neuron);
+    const byMax = (records: ActivationRecord[]) =>
+      records
+        .map((r, i) => ({ r, i, max: Math.max(...r.activations) }))
+        .sort((a, b) => a.max - b.max || a.i - b.i)
+        .map((x) => x.r);
+    return {
+      dataclass_name: 'NeuronRecord',
+      neuron_id: this.neuronId(neuron),
+      random_sample: this.randomSampleExcerpts().map(record),
+      random_sample_by_quantile: quantiles ? quantiles.bins.map((bin) => byMax(bin.map(record))) : null,
+      quantile_boundaries: quantiles ? quantiles.boundaries : null,
+      mean: moments?.mean ?? null,
+      variance: moments?.variance ?? null,
+      skewness: moments?.skewness ?? null,
+      kurtosis: moments?.kurtosis ?? null,
+      most_positive_activation_records: this.topExcerpts(neuron).map((t) => record(t.excerptIndex)),
+    };
+  }
+
+  // ---- checkpoints -----------------------------------------------------------------------
+
+  private stateArrays(): [string, StateArray][] {
+    return [
+      ['shift', this.shift],
+      ['powerSums', this.powerSums],
+      ['minExcerptMax', this.minExcerptMax],
+      ['heapValue', this.heapValue],
+      ['heapExcerpt', this.heapExcerpt],
+      ['heapSlot', this.heapSlot],
+      ['rows', this.rows],
+      ['histogram', this.histogram],
+      ['quantileSlots', this.quantileSlots],
+      ['quantileCount', this.quantileCount],
+      ['quantileWorst', this.quantileWorst],
+      ['quantileWorstPriority', this.quantileWorstPriority],
+      ['candidateToken', this.candidateToken],
+      ['candidateSum', this.candidateSum],
+      ['candidateBase', this.candidateBase],
+      ['tokenCount', this.tokenCount],
+      ['randomSample', this.randomSample],
+    ];
+  }
+
+  /**
+   * The whole state as binary parts: a UTF-8 JSON header, then one buffer per state array.
+   * Only between excerpts. The parts are copies, so the accumulator can keep running.
+   */
+  serialize(): ArrayBuffer[] {
+    if (this.current >= 0) throw new NeuronStatsError('cannot serialize while an excerpt is being added');
+    const arrays = this.stateArrays();
+    const header = {
+      format: FORMAT,
+      version: FORMAT_VERSION,
+      config: this.config,
+      excerptsSeen: this.excerptsSeen,
+      tokensSeen: this.tokensSeen,
+      randomCount: this.randomCount,
+      arrays: arrays.map(([name, array]) => ({ name, length: array.length })),
+    };
+    const headerBytes = new TextEncoder().encode(JSON.stringify(header));
+    return [headerBytes.buffer.slice(0, headerBytes.byteLength), ...arrays.map(([, array]) => array.slice().buffer as ArrayBuffer)];
+  }
+
+  static deserialize(parts: readonly ArrayBuffer[]): NeuronStatsAccumulator {
+    const bad = (why: string): never => {
+      throw new NeuronStatsError(`not a valid neuron statistics checkpoint: ${why}`);
+    };
+    if (!Array.isArray(parts) || parts.length === 0 || !(parts[0] instanceof ArrayBuffer)) bad('expected a list of ArrayBuffers');
+    let header: {
+      format?: unknown;
+      version?: unknown;
+      config?: NeuronStatsConfig;
+      excerptsSeen?: unknown;
+      tokensSeen?: unknown;
+      randomCount?: unknown;
+      arrays?: { name: string; length: number }[];
+    } = {};
+    try {
+      header = JSON.parse(new TextDecoder().decode(parts[0]));
+    } catch {
+      bad('unreadable header');
+    }
+    if (header.format !== FORMAT) bad('wrong format');
+    if (header.version !== FORMAT_VERSION) bad(`unsupported version ${String(header.version)}`);
+    if (!header.config || !Array.isArray(header.arrays)) bad('header lacks config or arrays');
+    const accumulator = new NeuronStatsAccumulator(header.config as NeuronStatsConfig);
+    const { excerptsSeen, tokensSeen, randomCount } = header;
+    const count = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+    if (!count(excerptsSeen) || !count(tokensSeen) || !count(randomCount) || (randomCount as number) > accumulator.config.randomSampleSize) {
+      bad('bad counters');
+    }
+    const expected = accumulator.stateArrays();
+    const listed = header.arrays as { name: string; length: number }[];
+    if (listed.length !== expected.length || parts.length !== expected.length + 1) bad('wrong number of arrays');
+    for (let i = 0; i < expected.length; i++) {
+      const [name, target] = expected[i];
+      const { name: listedName, length } = listed[i];
+      const buffer = parts[i + 1];
+      if (listedName !== name || !(buffer instanceof ArrayBuffer)) bad(`array ${i} should be ${name}`);
+      const Kind = target.constructor as { new (b: ArrayBuffer): StateArray; BYTES_PER_ELEMENT: number };
+      if (buffer.byteLength !== length * Kind.BYTES_PER_ELEMENT) bad(`${name} has ${buffer.byteLength} bytes, expected ${length * Kind.BYTES_PER_ELEMENT}`);
+      const source = new Kind(buffer);
+      if (name === 'tokenCount') {
+        if (length > 0) accumulator.growTokenTables(length);
+        accumulator.tokenCount.set(source);
+      } else {
+        if (length !== target.length) bad(`${name} has ${length} values, expected ${target.length}`);
+        target.set(source);
+      }
+    }
+    accumulator.excerptsSeen = excerptsSeen as number;
+    accumulator.tokensSeen = tokensSeen as number;
+    accumulator.randomCount = randomCount as number;
+    return accumulator;
+  }
+}

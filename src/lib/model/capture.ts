@@ -1,0 +1,238 @@
+/**
+ * Runs an instrumented model and returns the post-GELU activation of every requested MLP
+ * neuron for every token. One capturer per loaded model; instrumented sessions are cached per
+ * (layers, logits) request because a pruned graph is cheaper to run.
+ */
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import { mlpHookName } from './gpt2-types.ts';
+import type { LoadedModel } from './load-model.ts';
+import type { BackendName, OrtRuntime } from './ort-runtime.ts';
+import { instrumentModel } from './instrument.ts';
+import { float16ToFloat32 } from './float16.ts';
+import { EmptyTextError, OutOfRangeError, TextTooLongError } from './text-errors.ts';
+import type { Token } from './tokenizer.ts';
+
+export interface BatchActivations {
+  batch: number;
+  seq: number;
+  dMlp: number;
+  /** Per requested layer: [batch, seq, dMlp] row-major. */
+  layers: Map<number, Float32Array>;
+  /** [batch, seq, vocab] when logits were asked for. */
+  logits?: Float32Array;
+}
+
+export interface NeuronRef {
+  layer: number;
+  neuron: number;
+}
+
+export interface TextCapture {
+  tokens: Token[];
+  backend: BackendName;
+  /** Per layer: one row of dMlp activations per token (or of the chosen neurons' only). */
+  layers: Map<number, Float32Array[]>;
+  /** Set when only some neurons were asked for: the columns kept, in order. */
+  neurons?: NeuronRef[];
+  /** Number of context windows the text was split into (1 when it fit). */
+  windows: number;
+}
+
+interface PreparedSession {
+  session: InferenceSession;
+  backend: BackendName;
+  inputs: { name: string; dtype: string; dims: (number | string)[] }[];
+}
+
+export class ActivationCapturer {
+  private readonly sessions = new Map<string, Promise<PreparedSession>>();
+  /** The backend that ran the most recent session. */
+  backend: BackendName | null = null;
+
+  constructor(
+    readonly model: LoadedModel,
+    private readonly runtime: OrtRuntime,
+  ) {}
+
+  get nLayer(): number {
+    return this.model.config.nLayer;
+  }
+
+  get dMlp(): number {
+    return this.model.config.dMlp;
+  }
+
+  /** Validates a layer list, defaulting to all layers. */
+  resolveLayers(layers?: number[]): number[] {
+    if (!layers || layers.length === 0) return [...Array(this.nLayer).keys()];
+    for (const l of layers) {
+      if (!Number.isInteger(l) || l < 0 || l >= this.nLayer) {
+        throw new OutOfRangeError(`layer ${l} is out of range: this model has layers 0-${this.nLayer - 1}`);
+      }
+    }
+    return [...new Set(layers)].sort((a, b) => a - b);
+  }
+
+  checkNeuron(ref: NeuronRef): void {
+    this.resolveLayers([ref.layer]);
+    if (!Number.isInteger(ref.neuron) || ref.neuron < 0 || ref.neuron >= this.dMlp) {
+      throw new OutOfRangeError(`neuron ${ref.layer}:${ref.neuron} is out of range: each layer has neurons 0-${this.dMlp - 1}`);
+    }
+  }
+
+  private prepare(layers: number[], logits: boolean): Promise<PreparedSession> {
+    const key = `${layers.join(',')}|${logits}`;
+    let prepared = this.sessions.get(key);
+    if (!prepared) {
+      prepared = (async () => {
+        const instrumented = instrumentModel(this.model.onnxBytes, { layers, logits, dModel: this.model.config.dModel });
+        const { session, backend } = await this.runtime.createSession(instrumented.bytes, { externalData: this.model.externalData });
+        this.backend = backend;
+        return { session, backend, inputs: instrumented.inputs };
+      })();
+      prepared.catch(() => this.sessions.delete(key));
+      // Keep at most a couple of graphs alive: each holds its own copy of the weights.
+      if (this.sessions.size >= 2) {
+        const [oldestKey, oldest] = this.sessions.entries().next().value!;
+        this.sessions.delete(oldestKey);
+        void oldest.then((s) => s.session.release?.()).catch(() => {});
+      }
+      this.sessions.set(key, prepared);
+    }
+    return prepared;
+  }
+
+  /** Creates the session for a request ahead of time (so load time is separate from run time). */
+  async warmUp(layers?: number[], logits = false): Promise<BackendName> {
+    return (await this.prepare(this.resolveLayers(layers), logits)).backend;
+  }
+
+  /**
+   * Runs equal-length token sequences as one batch. Rows shorter than the longest are padded on
+   * the right and masked, so each row's activations are those of the row alone.
+   */
+  async runTokens(batchIds: number[][], options: { layers?: number[]; logits?: boolean } = {}): Promise<BatchActivations> {
+    const layers = this.resolveLayers(options.layers);
+    const logits = options.logits ?? false;
+    if (batchIds.length === 0 || batchIds.some((r) => r.length === 0)) throw new EmptyTextError();
+    const seq = Math.max(...batchIds.map((r) => r.length));
+    if (seq > this.model.config.nCtx) throw new TextTooLongError(seq, this.model.config.nCtx);
+    const batch = batchIds.length;
+    const prepared = await this.prepare(layers, logits);
+    const feeds = this.buildFeeds(prepared, batchIds, seq);
+    const results = await prepared.session.run(feeds);
+    const out: BatchActivations = { batch, seq, dMlp: this.dMlp, layers: new Map() };
+    for (const layer of layers) {
+      const tensor = results[mlpHookName(layer)];
+      if (!tensor) throw new Error(`the model returned no ${mlpHookName(layer)} output`);
+      out.layers.set(layer, toFloat32(tensor));
+    }
+    if (logits) {
+      const name = this.model.info.logitsOutput ?? 'logits';
+      if (results[name]) out.logits = toFloat32(results[name]);
+    }
+    for (const t of Object.values(results)) (t as { dispose?: () => void }).dispose?.();
+    return out;
+  }
+
+  private buildFeeds(prepared: PreparedSession, batchIds: number[][], seq: number): Record<string, Tensor> {
+    const { Tensor } = this.runtime.ort;
+    const batch = batchIds.length;
+    const ids = new BigInt64Array(batch * seq);
+    const mask = new BigInt64Array(batch * seq);
+    const positions = new BigInt64Array(batch * seq);
+    batchIds.forEach((row, b) => {
+      for (let t = 0; t < seq; t++) {
+        ids[b * seq + t] = BigInt(t < row.length ? row[t] : (this.model.tokenizer.eosTokenId ?? 0));
+        mask[b * seq + t] = t < row.length ? 1n : 0n;
+        positions[b * seq + t] = BigInt(t);
+      }
+    });
+    const feeds: Record<string, Tensor> = {};
+    const { nHead, dModel } = this.model.config;
+    for (const input of prepared.inputs) {
+      const { name } = input;
+      if (name === 'input_ids') feeds[name] = new Tensor('int64', ids, [batch, seq]);
+      else if (name === 'attention_mask') feeds[name] = new Tensor('int64', mask, [batch, seq]);
+      else if (name === 'position_ids') feeds[name] = new Tensor('int64', positions, [batch, seq]);
+      else if (name.startsWith('past_key_values') || name.startsWith('past_')) {
+        // A decoder-with-past export: an empty cache makes it a plain forward pass.
+        const dims = [batch, nHead, 0, dModel / nHead];
+        feeds[name] = input.dtype === 'float16'
+          ? new Tensor('float16', new Uint16Array(0), dims)
+          : new Tensor('float32', new Float32Array(0), dims);
+      } else if (name === 'use_cache_branch') feeds[name] = new Tensor('bool', [false], [1]);
+      else throw new Error(`the model needs an input "${name}" that Neurolens does not know how to fill`);
+    }
+    return feeds;
+  }
+
+  /** Tokenises text, refusing empty text. */
+  tokenize(text: string): Token[] {
+    if (text.length === 0) throw new EmptyTextError();
+    const tokens = this.model.tokenizer.encode(text);
+    if (tokens.length === 0) throw new EmptyTextError();
+    return tokens;
+  }
+
+  /**
+   * Captures activations for a text. Text longer than the context window is refused unless
+   * `windowed` is set; then it is cut into consecutive windows of at most nCtx tokens, each run
+   * as its own sequence (tokens at the start of a window see no earlier context).
+   */
+  async captureText(
+    text: string,
+    options: { layers?: number[]; neurons?: NeuronRef[]; windowed?: boolean; windowSize?: number } = {},
+  ): Promise<TextCapture> {
+    const tokens = this.tokenize(text);
+    const nCtx = this.model.config.nCtx;
+    const windowSize = Math.min(options.windowSize ?? nCtx, nCtx);
+    if (tokens.length > nCtx && !options.windowed) throw new TextTooLongError(tokens.length, nCtx);
+    options.neurons?.forEach((n) => this.checkNeuron(n));
+    const layers = options.neurons?.length
+      ? this.resolveLayers(options.neurons.map((n) => n.layer))
+      : this.resolveLayers(options.layers);
+    const ids = tokens.map((t) => t.id);
+    const windows: number[][] = [];
+    for (let i = 0; i < ids.length; i += windowSize) windows.push(ids.slice(i, i + windowSize));
+    const rowsByLayer = new Map<number, Float32Array[]>(layers.map((l) => [l, []]));
+    for (const window of windows) {
+      const result = await this.runTokens([window], { layers });
+      for (const layer of layers) {
+        const all = result.layers.get(layer)!;
+        const rows = rowsByLayer.get(layer)!;
+        for (let t = 0; t < window.length; t++) {
+          const row = all.subarray(t * this.dMlp, (t + 1) * this.dMlp);
+          if (options.neurons?.length) {
+            const cols = options.neurons.filter((n) => n.layer === layer);
+            rows.push(Float32Array.from(cols, (n) => row[n.neuron]));
+          } else rows.push(row.slice());
+        }
+      }
+    }
+    return {
+      tokens,
+      backend: this.backend!,
+      layers: rowsByLayer,
+      neurons: options.neurons?.length ? options.neurons : undefined,
+      windows: windows.length,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((s) => s.session.release?.()).catch(() => {})));
+  }
+}
+
+function toFloat32(tensor: Tensor): Float32Array {
+  const data = tensor.data;
+  if (data instanceof Float32Array) return data;
+  if (tensor.type === 'float16') {
+    // onnxruntime hands float16 over as raw bits (Uint16Array) or, where supported, Float16Array.
+    if (data instanceof Uint16Array) return float16ToFloat32(data);
+    return Float32Array.from(data as ArrayLike<number>);
+  }
+  throw new Error(`unexpected ${tensor.type} activation tensor`);
+}

@@ -1,0 +1,490 @@
+/**
+ * Turns a GPT-2 ONNX export into a model whose outputs are the MLP activations we want:
+ * merged decoders are specialised to their no-cache branch, the requested activations become
+ * outputs under stable hook names, and everything not needed for those outputs is pruned.
+ * Bytes in, bytes out; nothing here depends on a runtime.
+ */
+import { findMlpHooks, findTokenEmbedding, type MlpHook } from './find-mlp-hooks.ts';
+import { LayerOutOfRangeError, ModelFormatError } from './model-errors.ts';
+import {
+  DataType,
+  attrInt,
+  constantShape,
+  dataTypeName,
+  declaredDims,
+  decodeModel,
+  encodeModel,
+  indexGraph,
+  isConstantTensor,
+  nodeInputNames,
+  nodeSubgraphs,
+  onnx,
+  outerScopeNames,
+  type GraphIndex,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from './onnx-graph.ts';
+
+/** A graph input or output: dims are numbers, symbolic names, or '?' when unnamed. */
+export interface TensorSpec {
+  name: string;
+  /** onnxruntime type name: 'float32', 'float16', 'int64', 'bool', ... */
+  dtype: string;
+  /** Empty when the file declares no shape. */
+  dims: (number | string)[];
+}
+
+export interface ModelVariant {
+  /** The body was wrapped in an If on a boolean input (optimum's decoder_model_merged). */
+  merged: boolean;
+  /** The model takes past key/value inputs. */
+  hasPast: boolean;
+  /** Weights or activations go through integer quantisation. */
+  quantized: boolean;
+  /** Weights or MLP activations are float16. */
+  float16: boolean;
+}
+
+/** How an If node was replaced by one of its branches. */
+export interface IfSpecialisation {
+  ifNode: string;
+  /** The boolean graph input that selected the branch (e.g. `use_cache_branch`). */
+  condition: string;
+  /** The value the condition is assumed to have. */
+  assumedValue: boolean;
+  keptBranch: 'then_branch' | 'else_branch';
+  inlinedNodes: number;
+  inlinedInitializers: number;
+  /** Branch-local names renamed because the outer graph already used them. */
+  renamedTensors: number;
+}
+
+export interface ModelInfo {
+  nLayer: number;
+  dModel: number;
+  dMlp: number;
+  vocabSize?: number;
+  hooks: MlpHook[];
+  /** Inputs and outputs of the file as given (before any specialisation or pruning). */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Name of the output holding the next-token logits, if one was recognised. */
+  logitsOutput?: string;
+  variant: ModelVariant;
+  specialisations: IfSpecialisation[];
+  /** Files holding externally stored weights (they must be supplied next to the model). */
+  externalDataFiles: string[];
+}
+
+export interface InspectOptions {
+  /** Residual width, if known; otherwise read from the token embedding. */
+  dModel?: number;
+  /** Used in error messages, e.g. the file name. */
+  sourceName?: string;
+}
+
+export interface InstrumentOptions extends InspectOptions {
+  /** Layers whose MLP activations to output; default all. */
+  layers?: number[];
+  /** Also output the logits (default false: the LM head is pruned away). */
+  logits?: boolean;
+}
+
+export interface InstrumentedModel {
+  bytes: Uint8Array;
+  /** The requested hooks, by layer; each is an output named `hook.hookName`. */
+  hooks: MlpHook[];
+  /** Inputs the pruned model still needs (e.g. past_key_values of the kept layers). */
+  inputs: TensorSpec[];
+  /** Output names in order: hook names by layer, then the logits output if asked for. */
+  outputs: string[];
+  info: ModelInfo;
+  nodeCount: { before: number; after: number };
+  /** External weight files the pruned model still reads. */
+  externalDataFiles: string[];
+}
+
+/** Describes a model: its layers, MLP hooks, inputs/outputs and export variant. */
+export function inspectModel(bytes: Uint8Array, options: InspectOptions = {}): ModelInfo {
+  const model = decodeModel(bytes, options.sourceName);
+  return analyseModel(model, options).info;
+}
+
+/** Returns a pruned copy of the model whose outputs are the requested MLP activations. */
+export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentedModel {
+  const model = decodeModel(bytes, options.sourceName);
+  const nodesBefore = countNodes(model.graph!);
+  const { info, index } = analyseModel(model, options);
+  const graph = model.graph!;
+
+  const layers = selectLayers(options.layers, info.nLayer);
+  if (layers.length === 0 && !options.logits) {
+    throw new RangeError('nothing to compute: ask for at least one layer, or for the logits');
+  }
+  const hooks = layers.map((l) => info.hooks[l]);
+
+  const newNodes: NodeProto[] = [];
+  const outputs: ValueInfoProto[] = [];
+  for (const hook of hooks) {
+    outputs.push(
+      onnx.ValueInfoProto.create({
+        name: hook.hookName,
+        type: { tensorType: { elemType: hook.dtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT } },
+      }),
+    );
+    const alias = hookAliasNode(index, hook);
+    if (alias) newNodes.push(alias);
+  }
+  if (options.logits) {
+    if (!info.logitsOutput) {
+      throw new ModelFormatError('logits were requested, but no output of this model looks like next-token logits');
+    }
+    const existing = (graph.output ?? []).find((o) => o.name === info.logitsOutput)!;
+    outputs.push(existing);
+  }
+
+  graph.node = [...(graph.node ?? []), ...newNodes];
+  graph.output = outputs;
+  pruneGraph(graph);
+
+  return {
+    bytes: encodeModel(model),
+    hooks,
+    inputs: (graph.input ?? []).map(tensorSpec),
+    outputs: outputs.map((o) => o.name!),
+    info,
+    nodeCount: { before: nodesBefore, after: countNodes(graph) },
+    externalDataFiles: externalDataFiles(graph),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Analysis {
+  info: ModelInfo;
+  index: GraphIndex;
+}
+
+/** Specialises merged decoders in place, then finds hooks and describes the model. */
+function analyseModel(model: ModelProto, options: InspectOptions): Analysis {
+  const graph = model.graph!;
+  const inputs = (graph.input ?? []).filter((i) => !(graph.initializer ?? []).some((t) => t.name === i.name)).map(tensorSpec);
+  const outputs = (graph.output ?? []).map(tensorSpec);
+  const externalFiles = externalDataFiles(graph);
+  const specialisations = specialiseMergedDecoder(model);
+
+  const index = indexGraph(graph);
+  const hooks = findMlpHooks(index, { dModel: options.dModel });
+  const widths = new Set(hooks.map((h) => `${h.dMlp}x${h.dModel}`));
+  if (widths.size > 1) {
+    throw new ModelFormatError(
+      `the MLPs found have different shapes (${[...widths].join(', ')} as d_mlp x d_model); this is not a GPT-2 layout`,
+    );
+  }
+  const embedding = findTokenEmbedding(index);
+  const logitsOutput = findLogitsOutput(index, embedding?.vocabSize);
+  const vocabSize = embedding?.vocabSize ?? (logitsOutput ? lmHeadVocab(index, logitsOutput, hooks[0].dModel) : undefined);
+
+  const info: ModelInfo = {
+    nLayer: hooks.length,
+    dModel: hooks[0].dModel,
+    dMlp: hooks[0].dMlp,
+    ...(vocabSize !== undefined ? { vocabSize } : {}),
+    hooks,
+    inputs,
+    outputs,
+    ...(logitsOutput !== undefined ? { logitsOutput } : {}),
+    variant: {
+      merged: specialisations.length > 0,
+      hasPast: inputs.some(isPastInput),
+      quantized: isQuantized(graph),
+      float16: hooks.some((h) => h.dtype === 'float16') || hasFloat16Weights(graph),
+    },
+    specialisations,
+    externalDataFiles: externalFiles,
+  };
+  return { info, index };
+}
+
+function selectLayers(layers: number[] | undefined, nLayer: number): number[] {
+  if (layers === undefined) return Array.from({ length: nLayer }, (_, i) => i);
+  if (!Array.isArray(layers)) throw new TypeError('layers must be an array of layer indices');
+  for (const l of layers) {
+    if (!Number.isInteger(l) || l < 0 || l >= nLayer) throw new LayerOutOfRangeError(l, nLayer);
+  }
+  return [...new Set(layers)].sort((a, b) => a - b);
+}
+
+/**
+ * An Identity node exposing the activation under its stable hook name, or undefined when the
+ * tensor already has that name or an identical alias exists (re-instrumenting a model).
+ */
+function hookAliasNode(index: GraphIndex, hook: MlpHook): NodeProto | undefined {
+  if (hook.tensorName === hook.hookName) return undefined;
+  const taken = index.producers.get(hook.hookName);
+  if (taken) {
+    if (taken.node.opType === 'Identity' && taken.node.input?.[0] === hook.tensorName) return undefined;
+    throw new ModelFormatError(
+      `cannot expose layer ${hook.layer}'s MLP activation as "${hook.hookName}": the model already has another tensor with that name`,
+    );
+  }
+  if (index.initializers.has(hook.hookName) || index.graphInputs.has(hook.hookName)) {
+    throw new ModelFormatError(`cannot expose "${hook.hookName}": the model already has an input or weight with that name`);
+  }
+  return onnx.NodeProto.create({
+    name: `neurolens/${hook.hookName}`,
+    opType: 'Identity',
+    input: [hook.tensorName],
+    output: [hook.hookName],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merged decoders
+
+/**
+ * Replaces every top-level If whose condition is a graph input (optimum's `use_cache_branch`)
+ * by the branch that reads fewer graph inputs, i.e. the one without past key/values
+ * (then_branch = with past, else_branch = without; ties go to else_branch). Mutates `model`.
+ */
+export function specialiseMergedDecoder(model: ModelProto): IfSpecialisation[] {
+  const graph = model.graph!;
+  const initializerNames = new Set((graph.initializer ?? []).map((t) => t.name));
+  const graphInputs = new Set((graph.input ?? []).map((i) => i.name).filter((n) => n && !initializerNames.has(n)));
+  const reports: IfSpecialisation[] = [];
+  const nodes: NodeProto[] = [];
+  const addedInitializers: TensorProto[] = [];
+  const addedValueInfo: ValueInfoProto[] = [];
+
+  for (const node of graph.node ?? []) {
+    const condition = node.input?.[0];
+    const thenBranch = node.attribute?.find((a) => a.name === 'then_branch')?.g;
+    const elseBranch = node.attribute?.find((a) => a.name === 'else_branch')?.g;
+    if (node.opType !== 'If' || !condition || !graphInputs.has(condition) || !thenBranch || !elseBranch) {
+      nodes.push(node);
+      continue;
+    }
+    const inputsRead = (g: GraphProto) => [...outerScopeNames(g)].filter((n) => graphInputs.has(n)).length;
+    const keepThen = inputsRead(thenBranch) < inputsRead(elseBranch);
+    const branch = keepThen ? thenBranch : elseBranch;
+    const branchOutputs = branch.output ?? [];
+    if (branchOutputs.length !== (node.output ?? []).length) {
+      throw new ModelFormatError(`If node "${node.name ?? ''}" has ${node.output?.length} outputs but its branch has ${branchOutputs.length}`);
+    }
+
+    const rename = branchRenames(graph, branch, node);
+    const renamed = (n: string) => rename.get(n) ?? n;
+    const inlined = (branch.node ?? []).map((n) => renameNode(n, rename));
+    nodes.push(...inlined);
+    (node.output ?? []).forEach((outer, i) => {
+      const inner = renamed(branchOutputs[i].name ?? '');
+      if (!outer || inner === outer) return;
+      nodes.push(onnx.NodeProto.create({ name: `neurolens/specialise/${outer}`, opType: 'Identity', input: [inner], output: [outer] }));
+    });
+    for (const t of branch.initializer ?? []) {
+      if (t.name) t.name = renamed(t.name);
+      addedInitializers.push(t);
+    }
+    for (const v of [...(branch.valueInfo ?? []), ...branchOutputs]) {
+      addedValueInfo.push({ ...v, name: renamed(v.name ?? '') });
+    }
+    reports.push({
+      ifNode: node.name ?? '',
+      condition,
+      assumedValue: keepThen,
+      keptBranch: keepThen ? 'then_branch' : 'else_branch',
+      inlinedNodes: inlined.length,
+      inlinedInitializers: branch.initializer?.length ?? 0,
+      renamedTensors: rename.size,
+    });
+  }
+  if (reports.length === 0) return reports;
+
+  graph.node = nodes;
+  graph.initializer = [...(graph.initializer ?? []), ...addedInitializers];
+  // Branch outputs can share names with If outputs' value_info; keep the outer declaration.
+  const declared = new Set([...(graph.valueInfo ?? []), ...(graph.output ?? [])].map((v) => v.name));
+  graph.valueInfo = [...(graph.valueInfo ?? []), ...addedValueInfo.filter((v) => !declared.has(v.name))];
+  // The condition inputs are no longer read by anything.
+  const stillRead = new Set(nodes.flatMap(nodeInputNames));
+  const conditions = new Set(reports.map((r) => r.condition));
+  graph.input = (graph.input ?? []).filter((i) => !conditions.has(i.name ?? '') || stillRead.has(i.name ?? ''));
+  return reports;
+}
+
+/** Renames for branch-defined names that already exist in the outer graph (avoids clashes when inlining). */
+function branchRenames(outer: GraphProto, branch: GraphProto, ifNode: NodeProto): Map<string, string> {
+  const taken = new Set<string>();
+  for (const i of outer.input ?? []) if (i.name) taken.add(i.name);
+  for (const t of outer.initializer ?? []) if (t.name) taken.add(t.name);
+  for (const n of outer.node ?? []) for (const o of n.output ?? []) if (o) taken.add(o);
+  const rename = new Map<string, string>();
+  const defined = [
+    ...(branch.initializer ?? []).map((t) => t.name ?? ''),
+    ...(branch.node ?? []).flatMap((n) => n.output ?? []),
+  ].filter((n) => n !== '');
+  for (const name of defined) {
+    if (!taken.has(name)) continue;
+    let candidate = `${name}/${ifNode.name || 'if'}_branch`;
+    for (let k = 2; taken.has(candidate); k++) candidate = `${name}/${ifNode.name || 'if'}_branch${k}`;
+    taken.add(candidate);
+    rename.set(name, candidate);
+  }
+  return rename;
+}
+
+function renameNode(node: NodeProto, rename: Map<string, string>): NodeProto {
+  if (rename.size === 0) return node;
+  node.input = (node.input ?? []).map((n) => rename.get(n) ?? n);
+  node.output = (node.output ?? []).map((n) => rename.get(n) ?? n);
+  // Nested subgraphs may read renamed names from this scope.
+  for (const g of nodeSubgraphs(node)) {
+    const local = new Set([
+      ...(g.input ?? []).map((i) => i.name ?? ''),
+      ...(g.initializer ?? []).map((t) => t.name ?? ''),
+      ...(g.node ?? []).flatMap((n) => n.output ?? []),
+    ]);
+    const outerOnly = new Map([...rename].filter(([from]) => !local.has(from)));
+    for (const n of g.node ?? []) renameNode(n, outerOnly);
+    for (const o of g.output ?? []) if (o.name && outerOnly.has(o.name)) o.name = outerOnly.get(o.name)!;
+  }
+  return node;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pruning
+
+/**
+ * Keeps only what the graph outputs need: nodes reachable backwards from them, the
+ * initializers, inputs and value_info those nodes use. Mutates `graph`.
+ */
+export function pruneGraph(graph: GraphProto): void {
+  const producers = new Map<string, NodeProto>();
+  for (const node of graph.node ?? []) for (const o of node.output ?? []) if (o) producers.set(o, node);
+  const needed = new Set<string>();
+  const keptNodes = new Set<NodeProto>();
+  const stack = (graph.output ?? []).map((o) => o.name ?? '');
+  while (stack.length > 0) {
+    const name = stack.pop()!;
+    if (!name || needed.has(name)) continue;
+    needed.add(name);
+    const node = producers.get(name);
+    if (node && !keptNodes.has(node)) {
+      keptNodes.add(node);
+      stack.push(...nodeInputNames(node));
+    }
+  }
+  graph.node = (graph.node ?? []).filter((n) => keptNodes.has(n));
+  const touched = new Set<string>(needed);
+  for (const n of graph.node) for (const o of n.output ?? []) touched.add(o);
+  graph.initializer = (graph.initializer ?? []).filter((t) => needed.has(t.name ?? ''));
+  graph.sparseInitializer = (graph.sparseInitializer ?? []).filter((t) => needed.has(t.values?.name ?? ''));
+  graph.input = (graph.input ?? []).filter((i) => needed.has(i.name ?? ''));
+  graph.valueInfo = (graph.valueInfo ?? []).filter((v) => touched.has(v.name ?? ''));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Describing the model
+
+function tensorSpec(v: ValueInfoProto): TensorSpec {
+  return { name: v.name ?? '', dtype: dataTypeName(v.type?.tensorType?.elemType), dims: declaredDims(v) ?? [] };
+}
+
+/** Nodes in the graph, including those inside If/Loop subgraphs. */
+function countNodes(graph: GraphProto): number {
+  let n = 0;
+  for (const node of graph.node ?? []) {
+    n++;
+    for (const g of nodeSubgraphs(node)) n += countNodes(g);
+  }
+  return n;
+}
+
+/** Past key/value inputs: rank-4 float inputs (batch, heads, past length, head size). */
+function isPastInput(spec: TensorSpec): boolean {
+  return (spec.dtype === 'float32' || spec.dtype === 'float16') && spec.dims.length === 4;
+}
+
+const QUANTIZATION_OPS = new Set([
+  'MatMulInteger',
+  'DynamicQuantizeLinear',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'QLinearMatMul',
+  'MatMulNBits',
+  'QGemm',
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+]);
+
+function isQuantized(graph: GraphProto): boolean {
+  return (graph.node ?? []).some((n) => QUANTIZATION_OPS.has(n.opType ?? ''));
+}
+
+function hasFloat16Weights(graph: GraphProto): boolean {
+  return (graph.initializer ?? []).some((t) => t.dataType === DataType.FLOAT16 && (t.dims?.length ?? 0) >= 2);
+}
+
+function externalDataFiles(graph: GraphProto): string[] {
+  const files = new Set<string>();
+  for (const t of graph.initializer ?? []) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    const location = t.externalData?.find((e) => e.key === 'location')?.value;
+    if (location) files.add(location);
+  }
+  return [...files];
+}
+
+/** Ops between the LM head's matrix product and the logits output. */
+const LOGITS_PATH_OPS = new Set(['Reshape', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten', 'Add', 'Mul']);
+
+/** A projection node behind `output` (through bias/scale/reshape ops), with its weight shape. */
+function headProjectionShape(index: GraphIndex, output: string): number[] | undefined {
+  const memo = new Map<string, boolean>();
+  const stack = [output];
+  const visited = new Set<string>();
+  while (stack.length > 0 && visited.size < 32) {
+    const name = stack.pop()!;
+    if (visited.has(name) || isConstantTensor(index, name, memo)) continue;
+    visited.add(name);
+    const p = index.producers.get(name);
+    if (!p) continue;
+    const op = p.node.opType ?? '';
+    if (op === 'MatMul' || op === 'Gemm' || op === 'MatMulInteger') {
+      const shape = p.node.input?.[1] ? constantShape(index, p.node.input[1]) : undefined;
+      if (shape?.length === 2) return shape;
+    } else if (op === 'MatMulNBits') {
+      return [attrInt(p.node, 'K', 0), attrInt(p.node, 'N', 0)];
+    } else if (LOGITS_PATH_OPS.has(op)) {
+      if (op === 'Reshape' || op === 'Squeeze' || op === 'Unsqueeze') stack.push(p.node.input?.[0] ?? '');
+      else for (const i of p.node.input ?? []) if (i) stack.push(i);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The output holding logits: produced by a matrix product with a vocabulary-sized weight.
+ * Without a known vocabulary size, falls back to the conventional output name `logits`.
+ */
+function findLogitsOutput(index: GraphIndex, vocabSize: number | undefined): string | undefined {
+  const outputs = (index.graph.output ?? []).map((o) => o.name ?? '').filter((n) => n !== '');
+  if (vocabSize !== undefined) {
+    const byStructure = outputs.find((o) => headProjectionShape(index, o)?.includes(vocabSize));
+    if (byStructure) return byStructure;
+  }
+  return outputs.find((o) => o === 'logits');
+}
+
+/** Vocabulary size from the LM head weight: its dimension that is not d_model. */
+function lmHeadVocab(index: GraphIndex, logitsOutput: string, dModel: number): number | undefined {
+  const shape = headProjectionShape(index, logitsOutput);
+  if (!shape) return undefined;
+  return shape[0] === dModel ? shape[1] : shape[1] === dModel ? shape[0] : undefined;
+}
+
+// Re-exported so callers need a single import for the whole instrumentation API.
+export type { MlpHook } from './find-mlp-hooks.ts';

@@ -1,0 +1,67 @@
+/**
+ * Loads a GPT-2-family model from any ModelSource: config, tokenizer and ONNX graph, checked
+ * against each other so a wrong or mismatched file is refused with a clear message.
+ */
+import type { Gpt2Config } from './gpt2-types.ts';
+import { parseModelConfig } from './model-config.ts';
+import { ModelNotFoundError, ONNX_CANDIDATES, readJson, type ModelDtype, type ModelSource, type ProgressCallback } from './model-source.ts';
+import { Gpt2Tokenizer } from './tokenizer.ts';
+import { inspectModel, type ModelInfo } from './instrument.ts';
+
+export interface LoadedModel {
+  label: string;
+  config: Gpt2Config;
+  tokenizer: Gpt2Tokenizer;
+  /** Which ONNX file of the source was used. */
+  onnxPath: string;
+  onnxBytes: Uint8Array;
+  externalData: { path: string; data: Uint8Array }[];
+  info: ModelInfo;
+}
+
+export interface LoadModelOptions {
+  dtype?: ModelDtype;
+  /** Load this ONNX file instead of choosing by dtype. */
+  onnxPath?: string;
+  onProgress?: ProgressCallback;
+}
+
+export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const configJson = await readJson(source, 'config.json');
+  if (configJson === undefined) {
+    throw new ModelNotFoundError(`no model at ${source.label}: config.json not found (expected the Hugging Face layout: config.json, tokenizer.json, onnx/model.onnx)`);
+  }
+  const config = parseModelConfig(configJson, `${source.label}/config.json`);
+  const tokenizerJson = await readJson(source, 'tokenizer.json');
+  if (tokenizerJson === undefined) throw new ModelNotFoundError(`${source.label}: tokenizer.json not found`);
+  const tokenizerConfig = await readJson(source, 'tokenizer_config.json');
+  const tokenizer = new Gpt2Tokenizer(tokenizerJson, tokenizerConfig);
+
+  const candidates = options.onnxPath ? [options.onnxPath] : ONNX_CANDIDATES[options.dtype ?? 'fp32'];
+  let onnxPath: string | undefined;
+  let onnxBytes: Uint8Array | undefined;
+  for (const path of candidates) {
+    onnxBytes = await source.read(path, options.onProgress);
+    if (onnxBytes) {
+      onnxPath = path;
+      break;
+    }
+  }
+  if (!onnxBytes || !onnxPath) {
+    throw new ModelNotFoundError(`${source.label}: no ONNX graph found (tried ${candidates.join(', ')})`);
+  }
+  const info = inspectModel(onnxBytes, { dModel: config.dModel, sourceName: `${source.label}/${onnxPath}` });
+  if (info.nLayer !== config.nLayer || info.dMlp !== config.dMlp) {
+    throw new ModelNotFoundError(
+      `${source.label}: ${onnxPath} has ${info.nLayer} MLP layers of width ${info.dMlp}, but config.json says ${config.nLayer} of width ${config.dMlp}: the files do not belong together`,
+    );
+  }
+  const externalData: { path: string; data: Uint8Array }[] = [];
+  const dir = onnxPath.includes('/') ? onnxPath.slice(0, onnxPath.lastIndexOf('/') + 1) : '';
+  for (const location of info.externalDataFiles) {
+    const data = await source.read(dir + location, options.onProgress);
+    if (!data) throw new ModelNotFoundError(`${source.label}: ${onnxPath} stores its weights in ${location}, which is missing`);
+    externalData.push({ path: location, data });
+  }
+  return { label: source.label, config, tokenizer, onnxPath, onnxBytes, externalData, info };
+}

@@ -1,0 +1,112 @@
+/// <reference lib="webworker" />
+/**
+ * The model lives here, never on the UI thread: loading, instrumenting and running the graph.
+ */
+import { ActivationCapturer } from '../lib/model/capture.ts';
+import { fileListSource } from '../lib/model/file-list-source.ts';
+import { hubSource } from '../lib/model/hub-source.ts';
+import { loadModel } from '../lib/model/load-model.ts';
+import type { ModelSource } from '../lib/model/model-source.ts';
+import { urlSource } from '../lib/model/url-source.ts';
+import { loadWebRuntime } from '../lib/model/ort-runtime.web.ts';
+import type { ModelRequest, PlantedNeuronInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+let capturer: ActivationCapturer | null = null;
+
+function post(reply: WorkerReply, transfer: Transferable[] = []): void {
+  self.postMessage(reply, transfer);
+}
+
+function sourceFor(request: ModelRequest): ModelSource {
+  switch (request.kind) {
+    case 'bundled':
+      return urlSource(new URL(`${import.meta.env.BASE_URL}models/${request.name}/`, self.location.origin).href, request.name);
+    case 'hub':
+      return hubSource(request.repoId);
+    case 'files':
+      return fileListSource(
+        request.files.map((f) => ({
+          name: f.name,
+          path: (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name,
+          bytes: async () => new Uint8Array(await f.arrayBuffer()),
+        })),
+      );
+  }
+}
+
+async function readPlanted(source: ModelSource): Promise<PlantedNeuronInfo[]> {
+  const bytes = await source.read('planted.json').catch(() => undefined);
+  if (!bytes) return [];
+  try {
+    const list = JSON.parse(new TextDecoder().decode(bytes)) as PlantedNeuronInfo[];
+    return Array.isArray(list) ? list.map(({ layer, neuron, id, description }) => ({ layer, neuron, id, description })) : [];
+  } catch {
+    return [];
+  }
+}
+
+async function handle(msg: WorkerRequest): Promise<void> {
+  if (msg.type === 'load') {
+    const started = performance.now();
+    const source = sourceFor(msg.model);
+    const dtype = msg.model.kind === 'bundled' ? 'fp32' : msg.model.dtype;
+    const model = await loadModel(source, {
+      dtype,
+      onProgress: (p) => post({ id: msg.id, type: 'progress', ...p }),
+    });
+    const runtime = await loadWebRuntime(msg.backend);
+    const next = new ActivationCapturer(model, runtime);
+    const backend = await next.warmUp();
+    await capturer?.dispose();
+    capturer = next;
+    post({
+      id: msg.id,
+      type: 'loaded',
+      summary: {
+        label: model.label,
+        onnxPath: model.onnxPath,
+        nLayer: model.config.nLayer,
+        dModel: model.config.dModel,
+        dMlp: model.config.dMlp,
+        nCtx: model.config.nCtx,
+        vocabSize: model.config.vocabSize,
+        backend,
+        loadMs: performance.now() - started,
+        planted: await readPlanted(source),
+      },
+    });
+  } else if (msg.type === 'capture') {
+    if (!capturer) throw new Error('no model is loaded yet');
+    const started = performance.now();
+    const capture = await capturer.captureText(msg.text, { windowed: msg.windowed });
+    const layers = [...capture.layers].map(([layer, rows]) => {
+      const data = new Float32Array(rows.length * capturer!.dMlp);
+      rows.forEach((r, t) => data.set(r, t * capturer!.dMlp));
+      return { layer, data };
+    });
+    post(
+      {
+        id: msg.id,
+        type: 'captured',
+        result: {
+          tokens: capture.tokens,
+          backend: capture.backend,
+          windows: capture.windows,
+          dMlp: capturer.dMlp,
+          layers,
+          runMs: performance.now() - started,
+        },
+      },
+      layers.map((l) => l.data.buffer),
+    );
+  }
+}
+
+self.onmessage = (event: MessageEvent<WorkerRequest>) => {
+  handle(event.data).catch((err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    post({ id: event.data.id, type: 'error', message: e.message, errorName: e.name });
+  });
+};

@@ -1,0 +1,49 @@
+/** Messages between the UI thread and the model worker. Activations travel as transferable buffers. */
+import type { Token } from '../lib/model/tokenizer.ts';
+import type { BackendName } from '../lib/model/ort-runtime.ts';
+import type { ModelDtype } from '../lib/model/model-source.ts';
+
+export type ModelRequest =
+  | { kind: 'bundled'; name: string }
+  | { kind: 'hub'; repoId: string; dtype: ModelDtype }
+  | { kind: 'files'; files: File[]; dtype: ModelDtype };
+
+export interface PlantedNeuronInfo {
+  layer: number;
+  neuron: number;
+  id: string;
+  description: string;
+}
+
+export interface ModelSummary {
+  label: string;
+  onnxPath: string;
+  nLayer: number;
+  dModel: number;
+  dMlp: number;
+  nCtx: number;
+  vocabSize: number;
+  backend: BackendName;
+  loadMs: number;
+  planted: PlantedNeuronInfo[];
+}
+
+export interface CaptureReply {
+  tokens: Token[];
+  backend: BackendName;
+  windows: number;
+  dMlp: number;
+  /** One buffer per layer, [tokens, dMlp] row-major. */
+  layers: { layer: number; data: Float32Array }[];
+  runMs: number;
+}
+
+export type WorkerRequest =
+  | { id: number; type: 'load'; model: ModelRequest; backend: 'auto' | 'webgpu' | 'wasm' }
+  | { id: number; type: 'capture'; text: string; windowed: boolean };
+
+export type WorkerReply =
+  | { id: number; type: 'progress'; file: string; loaded: number; total: number | null }
+  | { id: number; type: 'loaded'; summary: ModelSummary }
+  | { id: number; type: 'captured'; result: CaptureReply }
+  | { id: number; type: 'error'; message: string; errorName: string };
