@@ -15,6 +15,7 @@ import { inspectModel, instrumentModel, type InstrumentedModel, type TensorSpec 
 import { LayerOutOfRangeError, NoMlpFoundError, NotOnnxError } from '../src/lib/model/model-errors.ts';
 import { decodeModel, encodeModel, indexGraph, int64ToNumber, onnx } from '../src/lib/model/onnx-graph.ts';
 import {
+  buildDeepChainModel,
   buildMiniGpt2,
   buildNoMlpModel,
   halfArrayToFloat32,
@@ -234,6 +235,14 @@ describe('findMlpHooks / inspectModel', () => {
     const graph = decodeModel(mini({ nanGuard: true, embedsInput: true }).bytes).graph!;
     expect(() => findMlpHooks(graph)).toThrow(/d_model unknown/);
     expect(findMlpHooks(graph, { dModel: SIZE.d }).map((h) => h.dMlp)).toEqual([20, 20, 20]);
+  });
+
+  it('handles very deep graphs without recursion limits', async () => {
+    const bytes = buildDeepChainModel(30_000);
+    const inst = instrumentModel(bytes);
+    expect(inst.hooks).toMatchObject([{ layer: 0, dModel: 4, dMlp: 6, dtype: 'float32' }]);
+    // The chain, the up-projection, the Tanh and the hook's Identity; the down-projection is pruned.
+    expect(inst.nodeCount.after).toBe(30_000 + 3);
   });
 
   it('throws NoMlpFoundError for a graph without MLPs', () => {

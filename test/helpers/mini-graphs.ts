@@ -670,3 +670,30 @@ export function referenceForward(m: MiniModel, ids: number[][], embeds?: Float32
   const logits = applyLinear(applyLayerNorm(x, rows, d, w.lnf), rows, w.head);
   return { hooks, logits };
 }
+
+/**
+ * A minimal MLP behind a chain of `depth` Add nodes: checks that graph walks are iterative
+ * (a recursive walk overflows the stack on chains this long).
+ */
+export function buildDeepChainModel(depth: number, d = 4, dMlp = 6): Uint8Array {
+  const names = new Names();
+  const s = new Scope(names);
+  let x = 'x';
+  const one = s.scalar(1);
+  for (let i = 0; i < depth; i++) x = s.op1('Add', [x, one]);
+  const next = rng(3);
+  const h = s.op1('MatMul', [x, s.weight([d, dMlp], randomArray(next, d * dMlp, 0.5), false)]);
+  const y = s.op1('MatMul', [s.op1('Tanh', [h]), s.weight([dMlp, d], randomArray(next, d * dMlp, 0.5), false)]);
+  s.nodes.push({ name: names.node(), opType: 'Identity', input: [y], output: ['y'] });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'deep',
+      node: s.nodes,
+      initializer: [...s.weights, ...s.initializers],
+      input: [valueInfo('x', DT.FLOAT, ['batch_size', d])],
+      output: [valueInfo('y', DT.FLOAT, ['batch_size', d])],
+    },
+  }).finish();
+}

@@ -105,9 +105,10 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
   const embedding = findTokenEmbedding(index);
   const dModel = options.dModel ?? embedding?.dModel;
 
+  const constMemo = new Map<string, boolean>();
   const projections: Projection[] = [];
   for (const node of index.order) {
-    const p = asProjection(index, node);
+    const p = asProjection(index, node, constMemo);
     if (p) projections.push(p);
   }
 
@@ -120,7 +121,7 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
   for (const projection of projections) {
     if (dModel !== undefined && projection.n !== dModel) continue;
     const activation = activationBehind(index, projection.dataInput);
-    const up = upProjectionBehind(index, activation);
+    const up = upProjectionBehind(index, activation, constMemo);
     // The up-projection must be the transpose-shaped partner: [d_model, d_mlp] vs [d_mlp, d_model].
     const confirmed = up !== undefined && up.k === projection.n && up.n === projection.k;
     candidates.push({ projection, activation, confirmed });
@@ -175,7 +176,7 @@ function isGraphIndex(g: GraphProto | GraphIndex): g is GraphIndex {
   return (g as GraphIndex).producers instanceof Map;
 }
 
-function asProjection(index: GraphIndex, node: NodeProto): Projection | undefined {
+function asProjection(index: GraphIndex, node: NodeProto, constMemo: Map<string, boolean>): Projection | undefined {
   const inputs = node.input ?? [];
   const data = inputs[0];
   if (!data) return undefined;
@@ -183,7 +184,7 @@ function asProjection(index: GraphIndex, node: NodeProto): Projection | undefine
     case 'MatMul':
     case 'MatMulInteger': {
       const w = inputs[1] ? constantShape(index, inputs[1]) : undefined;
-      if (!w || w.length !== 2 || isConstantTensor(index, data)) return undefined;
+      if (!w || w.length !== 2 || isConstantTensor(index, data, constMemo)) return undefined;
       return { node, dataInput: data, k: w[0], n: w[1] };
     }
     case 'Gemm': {
@@ -219,8 +220,7 @@ function activationBehind(index: GraphIndex, name: string): string {
  * The projection the activation is a pointwise function of (through bias adds, dequantisation
  * scales and the GELU), or undefined if it depends on anything else (layer norms, attention...).
  */
-function upProjectionBehind(index: GraphIndex, activation: string): Projection | undefined {
-  const constMemo = new Map<string, boolean>();
+function upProjectionBehind(index: GraphIndex, activation: string, constMemo: Map<string, boolean>): Projection | undefined {
   const visited = new Set<string>();
   const stack = [activation];
   let source: Projection | undefined;
@@ -234,7 +234,7 @@ function upProjectionBehind(index: GraphIndex, activation: string): Projection |
     if (!p) return undefined; // a graph input
     const { node, outputIndex } = p;
     const op = node.opType ?? '';
-    const projection = asProjection(index, node);
+    const projection = asProjection(index, node, constMemo);
     if (projection) {
       if (source && source.node !== node) return undefined;
       source = projection;

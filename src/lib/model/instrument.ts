@@ -153,7 +153,7 @@ export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = 
   return {
     bytes: encodeModel(model),
     hooks,
-    inputs: (graph.input ?? []).map(tensorSpec),
+    inputs: realInputs(graph).map(tensorSpec),
     outputs: outputs.map((o) => o.name!),
     info,
     nodeCount: { before: nodesBefore, after: countNodes(graph) },
@@ -171,7 +171,7 @@ interface Analysis {
 /** Specialises merged decoders in place, then finds hooks and describes the model. */
 function analyseModel(model: ModelProto, options: InspectOptions): Analysis {
   const graph = model.graph!;
-  const inputs = (graph.input ?? []).filter((i) => !(graph.initializer ?? []).some((t) => t.name === i.name)).map(tensorSpec);
+  const inputs = realInputs(graph).map(tensorSpec);
   const outputs = (graph.output ?? []).map(tensorSpec);
   const externalFiles = externalDataFiles(graph);
   const specialisations = specialiseMergedDecoder(model);
@@ -388,6 +388,12 @@ export function pruneGraph(graph: GraphProto): void {
 
 // ---------------------------------------------------------------------------------------------
 // Describing the model
+
+/** Graph inputs the caller must feed: old exporters also list initializers (which have defaults) as inputs. */
+function realInputs(graph: GraphProto): ValueInfoProto[] {
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  return (graph.input ?? []).filter((i) => !initializers.has(i.name));
+}
 
 function tensorSpec(v: ValueInfoProto): TensorSpec {
   return { name: v.name ?? '', dtype: dataTypeName(v.type?.tensorType?.elemType), dims: declaredDims(v) ?? [] };

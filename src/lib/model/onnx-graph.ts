@@ -359,19 +359,46 @@ export function constantShape(index: GraphIndex, name: string, depth = 0): numbe
 /**
  * Whether a tensor's value is fixed in the file: an initializer, a Constant node output, or the
  * result of an op whose inputs are all fixed (constant folding the exporter did not do).
+ * Pass the same `memo` to repeated calls on one graph to keep the total work linear.
  */
 export function isConstantTensor(index: GraphIndex, name: string, memo = new Map<string, boolean>()): boolean {
-  if (name === '') return true;
-  const known = memo.get(name);
-  if (known !== undefined) return known;
-  if (index.initializers.has(name) || index.constants.has(name)) return true;
-  const p = index.producers.get(name);
-  if (!p) return false;
-  memo.set(name, false); // guards against cycles while recursing
-  const ins = nodeInputNames(p.node);
-  const result = ins.length > 0 && !NON_FOLDABLE_OPS.has(p.node.opType ?? '') && ins.every((i) => isConstantTensor(index, i, memo));
-  memo.set(name, result);
-  return result;
+  // Iterative depth-first search: a data tensor's ancestry can be thousands of nodes deep.
+  const stack = [name];
+  const onStack = new Set(stack);
+  while (stack.length > 0) {
+    const current = stack[stack.length - 1];
+    let result: boolean | undefined;
+    if (memo.has(current)) {
+      result = memo.get(current);
+    } else if (current === '' || index.initializers.has(current) || index.constants.has(current)) {
+      result = true;
+    } else {
+      const p = index.producers.get(current);
+      const inputs = p ? nodeInputNames(p.node) : [];
+      if (!p || inputs.length === 0 || NON_FOLDABLE_OPS.has(p.node.opType ?? '')) {
+        result = false;
+      } else {
+        result = true;
+        for (const input of inputs) {
+          const known = memo.get(input);
+          if (known === true) continue;
+          if (known === false || onStack.has(input)) {
+            result = false;
+          } else {
+            result = undefined;
+            stack.push(input);
+            onStack.add(input);
+          }
+          break;
+        }
+      }
+    }
+    if (result === undefined) continue;
+    memo.set(current, result);
+    stack.pop();
+    onStack.delete(current);
+  }
+  return memo.get(name)!;
 }
 
 const NON_FOLDABLE_OPS = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial']);
@@ -406,28 +433,21 @@ export function tensorElemType(index: GraphIndex, name: string): number | undefi
   const memo = new Map<string, number | undefined>();
   // Iterative to survive long residual chains in deep models.
   const stack: string[] = [name];
+  const onStack = new Set(stack);
   while (stack.length > 0) {
     const current = stack[stack.length - 1];
-    if (memo.has(current)) {
-      stack.pop();
-      continue;
+    if (!memo.has(current)) {
+      const step = directElemType(index, current);
+      if (!step.resolved && !memo.has(step.dependsOn) && !onStack.has(step.dependsOn)) {
+        stack.push(step.dependsOn);
+        onStack.add(step.dependsOn);
+        continue;
+      }
+      // A dependency on a tensor still on the stack is a cycle: type unknown.
+      memo.set(current, step.resolved ? step.type : memo.get(step.dependsOn));
     }
-    const direct = directElemType(index, current);
-    if (direct.resolved) {
-      memo.set(current, direct.type);
-      stack.pop();
-      continue;
-    }
-    const dep = direct.dependsOn!;
-    if (memo.has(dep)) {
-      memo.set(current, memo.get(dep));
-      stack.pop();
-    } else if (stack.includes(dep)) {
-      memo.set(current, undefined);
-      stack.pop();
-    } else {
-      stack.push(dep);
-    }
+    stack.pop();
+    onStack.delete(current);
   }
   return memo.get(name);
 }
