@@ -8,11 +8,14 @@ import type { ChatRequest } from '../src/lib/llm/types.ts';
 import { validateNeuronSimulationResults } from '../src/lib/explain/formats.ts';
 import { JobError, MemoryJobStore, runExplainJob, type JobStore } from '../src/lib/explain/job.ts';
 import { FileJobStore } from '../src/lib/explain/job-store.node.ts';
+import { scoreDetection } from '../src/lib/explain/detection-scorer.ts';
+import { scoreFuzzing } from '../src/lib/explain/fuzzing-scorer.ts';
 import { explainAndScoreNeuron, PipelineError, selectRecords, type PipelineProgress } from '../src/lib/explain/pipeline.ts';
 import {
   logprobTokens,
   reply,
   startFakeOpenAiServer,
+  withDelay,
   type FakeHandler,
   type FakeOpenAiServer,
 } from './helpers/fake-openai-server.ts';
@@ -54,7 +57,8 @@ function animalNeuron(layer: number, neuron: number, seed: number, top = 10, ran
   return {
     dataclass_name: 'NeuronRecord',
     neuron_id: { layer_index: layer, neuron_index: neuron },
-    random_sample: Array.from({ length: randomCount }, () => excerpt(random, 0.03)),
+    // Every other random excerpt has no animal at all: clear negatives for the detection scorer.
+    random_sample: Array.from({ length: randomCount }, (_, i) => excerpt(random, i % 2 === 0 ? 0.04 : 0)),
     random_sample_by_quantile: null,
     quantile_boundaries: null,
     mean: null,
@@ -118,7 +122,11 @@ function scriptedLlm(records: NeuronRecord[], kind: 'perfect' | 'random', seed =
       const answers = excerptsOf(body).map((text, i) => {
         const spans = [...text.matchAll(/<<(.*?)>>/g)].map((m) => m[1]);
         const answer =
-          kind === 'random' ? random() < 0.5 : binary === 'detection' ? containsAnimal(text) : spans.every((s) => ANIMALS.includes(s));
+          kind === 'random'
+            ? random() < 0.5
+            : binary === 'detection'
+              ? containsAnimal(text)
+              : spans.every((span) => span.split(/(?= )/).every((word) => ANIMALS.includes(word)));
         return { excerpt: i + 1, answer };
       });
       return reply.completion(JSON.stringify({ answers }));
@@ -253,6 +261,45 @@ describe('explainAndScoreNeuron', () => {
     await server.waitForRequests(5);
     controller.abort();
     await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+    // Nothing is left running: every request still open at the server was abandoned by the client.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.inFlight).toBe(0);
+    expect(server.chatRequests.filter((r) => r.clientAborted).length).toBeGreaterThan(0);
+  });
+});
+
+describe('detection and fuzzing scorers', () => {
+  const record = animalNeuron(4, 5, 33);
+  const top = record.most_positive_activation_records.slice(0, 5);
+  const randoms = record.random_sample.slice(0, 6);
+
+  it('gives 0.5 to a judge that always says yes, and counts each excerpt once', async () => {
+    serve((body) => reply.completion(JSON.stringify({ answers: excerptsOf(body).map((_, i) => ({ excerpt: i + 1, answer: true })) })));
+    const detection = await scoreDetection(createChatClient({ baseUrl: server.baseUrl }), 'animals', top, randoms, { model: 'm' });
+    // Random excerpts with an animal reach well over a fifth of the top activation: left out.
+    const clearNegatives = randoms.filter((r) => !r.tokens.some((t) => ANIMALS.includes(t))).length;
+    expect(detection.labels.filter((l) => !l)).toHaveLength(clearNegatives);
+    expect(detection.labels.filter((l) => l)).toHaveLength(5);
+    expect(detection.balanced_accuracy).toBe(0.5);
+    const fuzzing = await scoreFuzzing(createChatClient({ baseUrl: server.baseUrl }), 'animals', top, { model: 'm' });
+    expect(fuzzing.labels).toHaveLength(10);
+    expect(fuzzing.balanced_accuracy).toBe(0.5);
+  });
+
+  it('asks again for unanswered excerpts and reports coverage', async () => {
+    serve((body, i) => {
+      const excerpts = excerptsOf(body);
+      const answers = excerpts.map((text, k) => ({ excerpt: k + 1, answer: containsAnimal(text) }));
+      // First reply: cut off after two answers; the retry leaves out the last excerpt.
+      if (i === 0) return reply.completion(JSON.stringify({ answers }).slice(0, 70));
+      return reply.completion(JSON.stringify({ answers: answers.slice(0, -1) }));
+    });
+    const result = await scoreDetection(createChatClient({ baseUrl: server.baseUrl }), 'animals', top, randoms, { model: 'm' });
+    expect(server.chatRequests).toHaveLength(2);
+    expect(result.predictions.at(-1)).toBeNull();
+    expect(result.predictions.slice(0, -1).every((p) => p !== null)).toBe(true);
+    expect(result.coverage).toBeCloseTo((result.labels.length - 1) / result.labels.length, 10);
+    expect(result.balanced_accuracy).toBe(1);
   });
 });
 
@@ -281,10 +328,16 @@ describe('runExplainJob', () => {
 
     const crashAt = Math.floor(total * crashFraction);
     const perfect = scriptedLlm(records, 'perfect');
-    serve((body, i, r) => (i === crashAt ? reply.error(400, 'simulated crash') : perfect(body, i, r)));
+    // Answers come a little late, so a request the client starts just as the crash cancels the job
+    // is seen by the server as abandoned rather than answered.
+    serve(async (body, i, r) => (i === crashAt ? reply.error(400, 'simulated crash') : withDelay(await perfect(body, i, r), 5)));
     await expect(runExplainJob(client(), { jobId, records, options }, firstStore)).rejects.toThrow(/simulated crash/);
-    expect(server.chatRequests).toHaveLength(crashAt + 1);
-    const answeredBeforeCrash = new Set(server.chatRequests.slice(0, crashAt).map((r) => r.rawBody));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // let abandoned requests close
+    expect(server.chatRequests.length).toBeGreaterThanOrEqual(crashAt + 1);
+    expect(server.chatRequests.slice(crashAt + 1).every((r) => r.clientAborted)).toBe(true);
+    const answered = server.chatRequests.slice(0, crashAt).filter((r) => !r.clientAborted);
+    expect(answered).toHaveLength(crashAt);
+    const answeredBeforeCrash = new Set(answered.map((r) => r.rawBody));
 
     serve(scriptedLlm(records, 'perfect'));
     const resumed = await runExplainJob(client(), { jobId, records, options }, secondStore);

@@ -40,7 +40,8 @@ async function readPlanted(source: ModelSource): Promise<PlantedNeuronInfo[]> {
   const bytes = await source.read('planted.json').catch(() => undefined);
   if (!bytes) return [];
   try {
-    const list = JSON.parse(new TextDecoder().decode(bytes)) as PlantedNeuronInfo[];
+    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { neurons?: PlantedNeuronInfo[] } | PlantedNeuronInfo[];
+    const list = Array.isArray(parsed) ? parsed : parsed.neurons;
     return Array.isArray(list) ? list.map(({ layer, neuron, id, description }) => ({ layer, neuron, id, description })) : [];
   } catch {
     return [];

@@ -6,6 +6,7 @@
  * Also holds the option handling shared by the explain, simulate and score commands (LLM client
  * flags, reading a record, turning library errors into one-line CLI errors).
  */
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { NeuronRecord } from '../../lib/activations/records.ts';
@@ -121,6 +122,9 @@ export function clientFromFlags(values: FlagValues, env: NodeJS.ProcessEnv = pro
     budget = { maxCostUsd: max };
   }
   const cacheDir = stringFlag(values, 'cache-dir');
+  // Every queued LLM call listens on the client's cancel signal; a neuron queues 10-50 calls at
+  // once, past Node's default of 10 listeners, which would print spurious leak warnings.
+  setMaxListeners(1000);
   try {
     return createChatClient({
       baseUrl,

@@ -244,16 +244,18 @@ export class NeuronStatsAccumulator {
   private readonly heapExcerpt: Int32Array;
   private readonly heapSlot: Uint16Array;
   private readonly rows: Uint16Array | Float32Array;
-  private readonly histogram: Uint32Array;
+  /**
+   * 3 per (neuron, bin), together so one cache line serves the hot path: excerpts in the bin,
+   * priority of the bin's lowest-ranked sample (the one a better excerpt replaces), and
+   * samples held | that sample's slot << 8.
+   */
+  private readonly binState: Uint32Array;
   private readonly quantileSlots: Int32Array;
-  private readonly quantileCount: Uint8Array;
-  /** Slot (within its bin) of the bin's lowest-ranked sample, the one a better excerpt replaces. */
-  private readonly quantileWorst: Uint8Array;
-  private readonly quantileWorstPriority: Uint32Array;
   private readonly candidateToken: Int32Array;
   private readonly candidateSum: Float64Array;
   /** Global count of the token before it became a candidate: its mean covers later occurrences. */
   private readonly candidateBase: Int32Array;
+  private readonly candidateFloor: Float64Array;
   private tokenCount: Int32Array;
   private readonly randomSample: Int32Array;
 
@@ -279,7 +281,7 @@ export class NeuronStatsAccumulator {
     this.edges = histogramEdges(this.config.histogram);
     ({ cells: this.binCells, width: this.binCellWidth } = binLookup(this.edges));
 
-    const bytes = N * (8 * 5 + 4 + K * (10 + L * (this.config.rowPrecision === 'float16' ? 2 : 4)) + F * (4 + 6 + 4 * S) + C * 16);
+    const bytes = N * (8 * 5 + 4 + K * (10 + L * (this.config.rowPrecision === 'float16' ? 2 : 4)) + F * (12 + 4 * S) + C * 16 + 8);
     if (bytes > 2 ** 31) throw new NeuronStatsError(`this configuration needs ${(bytes / 2 ** 30).toFixed(1)} GiB of state; lower topK, quantileSampleSize or histogram.bins`);
     this.shift = new Float64Array(N);
     this.powerSums = new Float64Array(4 * N);
@@ -288,14 +290,12 @@ export class NeuronStatsAccumulator {
     this.heapExcerpt = new Int32Array(N * K);
     this.heapSlot = new Uint16Array(N * K);
     this.rows = this.config.rowPrecision === 'float16' ? new Uint16Array(N * K * L) : new Float32Array(N * K * L);
-    this.histogram = new Uint32Array(N * F);
+    this.binState = new Uint32Array(N * F * 3);
     this.quantileSlots = new Int32Array(N * F * S);
-    this.quantileCount = new Uint8Array(N * F);
-    this.quantileWorst = new Uint8Array(N * F);
-    this.quantileWorstPriority = new Uint32Array(N * F);
     this.candidateToken = new Int32Array(N * C).fill(-1);
     this.candidateSum = new Float64Array(N * C);
     this.candidateBase = new Int32Array(N * C);
+    this.candidateFloor = new Float64Array(C > 0 ? N : 0).fill(-Infinity);
     this.tokenCount = new Int32Array(C > 0 ? 1024 : 0);
     this.randomSample = new Int32Array(this.config.randomSampleSize);
 
@@ -465,7 +465,7 @@ export class NeuronStatsAccumulator {
       else if (max > heapValue[h] || (max === heapValue[h] && excerpt < heapExcerpt[h])) this.heapReplaceRoot(n, max, excerpt, data, offset + j);
 
       if (S > 0) this.addToQuantileBin(n, max);
-      if (C > 0) this.updateTokenCandidates(n, data, offset + j, argmax);
+      if (C > 0) this.updateTokenCandidates(n, data, offset + j, argmax, max);
     }
   }
 
@@ -548,24 +548,24 @@ export class NeuronStatsAccumulator {
   private addToQuantileBin(n: number, max: number): void {
     const S = this.config.quantileSampleSize;
     const bin = n * this.config.histogram.bins + this.binOf(max);
-    this.histogram[bin]++;
-    const { quantileSlots, quantileWorst, quantileWorstPriority } = this;
+    const { binState, quantileSlots } = this;
+    const state = 3 * bin;
+    binState[state]++;
     const slots = bin * S;
-    const count = this.quantileCount[bin];
+    const held = binState[state + 2] & 0xff;
+    const worstSlot = binState[state + 2] >>> 8;
     const excerpt = this.current;
     const priority = this.currentQuantilePriority;
-    if (count < S) {
-      quantileSlots[slots + count] = excerpt;
-      this.quantileCount[bin] = count + 1;
-      if (count === 0 || priorityBefore(quantileWorstPriority[bin], quantileSlots[slots + quantileWorst[bin]], priority, excerpt)) {
-        quantileWorst[bin] = count;
-        quantileWorstPriority[bin] = priority;
-      }
+    if (held < S) {
+      quantileSlots[slots + held] = excerpt;
+      const worse = held === 0 || priorityBefore(binState[state + 1], quantileSlots[slots + worstSlot], priority, excerpt);
+      if (worse) binState[state + 1] = priority;
+      binState[state + 2] = (held + 1) | ((worse ? held : worstSlot) << 8);
       return;
     }
-    if (priority > quantileWorstPriority[bin]) return; // the common case once the bin is full
-    if (!priorityBefore(priority, excerpt, quantileWorstPriority[bin], quantileSlots[slots + quantileWorst[bin]])) return;
-    quantileSlots[slots + quantileWorst[bin]] = excerpt;
+    if (priority > binState[state + 1]) return; // the common case once the bin is full
+    if (!priorityBefore(priority, excerpt, binState[state + 1], quantileSlots[slots + worstSlot])) return;
+    quantileSlots[slots + worstSlot] = excerpt;
     let worst = 0;
     let worstPriority = this.quantilePriority(quantileSlots[slots]);
     for (let s = 1; s < S; s++) {
@@ -575,18 +575,12 @@ export class NeuronStatsAccumulator {
         worstPriority = p;
       }
     }
-    quantileWorst[bin] = worst;
-    quantileWorstPriority[bin] = worstPriority;
+    binState[state + 1] = worstPriority;
+    binState[state + 2] = S | (worst << 8);
   }
 
   private quantilePriority(excerpt: number): number {
     return samplePriority(this.config.seed, QUANTILE_SAMPLE_STREAM, excerpt);
-  }
-
-  /** Occurrences of `token` a candidate's sum covers, including the current excerpt once added. */
-  private candidateCount(token: number, base: number): number {
-    const here = this.tokenStamp[token] === this.stamp ? this.tokenOccurrences[token] : 0;
-    return this.tokenCount[token] + here - base;
   }
 
   private sumAtPositions(token: number, data: Float32Array, start: number): number {
@@ -596,46 +590,57 @@ export class NeuronStatsAccumulator {
     return sum;
   }
 
+  /** Running mean of candidate slot k; call after the current excerpt's occurrences were added. */
+  private candidateMean(k: number): number {
+    const token = this.candidateToken[k];
+    const here = this.tokenStamp[token] === this.stamp ? this.tokenOccurrences[token] : 0;
+    return this.candidateSum[k] / (this.tokenCount[token] + here - this.candidateBase[k]);
+  }
+
   /**
    * Mean-activation candidates: every occurrence of a candidate token is added to its sum; the
    * token at the excerpt's argmax may replace the candidate with the lowest running mean if its
    * mean in this excerpt is higher. A token's mean thus covers its occurrences since it last
    * became a candidate — exact for tokens that stay candidates from their first argmax on.
+   * `candidateFloor` is a lower bound of the candidates' means (−∞ while a slot is free), so an
+   * excerpt whose max is below it cannot change the set and skips the search for the weakest.
    */
-  private updateTokenCandidates(n: number, data: Float32Array, start: number, argmax: number): void {
+  private updateTokenCandidates(n: number, data: Float32Array, start: number, argmax: number, max: number): void {
     const C = this.config.topTokenCandidates;
     const base = n * C;
-    const { candidateToken, candidateSum, candidateBase, tokenStamp } = this;
+    const { candidateToken, candidateSum, tokenStamp } = this;
     const argToken = this.currentTokens[argmax];
     let found = false;
-    for (let k = 0; k < C; k++) {
-      const token = candidateToken[base + k];
+    let floor = this.candidateFloor[n];
+    for (let k = base; k < base + C; k++) {
+      const token = candidateToken[k];
       if (token < 0) continue;
       if (token === argToken) found = true;
-      if (tokenStamp[token] === this.stamp) candidateSum[base + k] += this.sumAtPositions(token, data, start);
-    }
-    if (found) return;
-    let worst = -1;
-    let worstMean = Infinity;
-    for (let k = 0; k < C; k++) {
-      const token = candidateToken[base + k];
-      if (token < 0) {
-        worst = k;
-        worstMean = -Infinity;
-        break;
+      if (tokenStamp[token] === this.stamp) {
+        candidateSum[k] += this.sumAtPositions(token, data, start);
+        const mean = this.candidateMean(k);
+        if (mean < floor) floor = mean;
       }
-      const mean = candidateSum[base + k] / this.candidateCount(token, candidateBase[base + k]);
+    }
+    this.candidateFloor[n] = floor;
+    if (found || max < floor) return;
+    let worst = base;
+    let worstMean = Infinity;
+    for (let k = base; k < base + C; k++) {
+      const mean = candidateToken[k] < 0 ? -Infinity : this.candidateMean(k);
       if (mean < worstMean) {
         worst = k;
         worstMean = mean;
       }
     }
     const sum = this.sumAtPositions(argToken, data, start);
-    if (sum / this.tokenOccurrences[argToken] > worstMean) {
-      candidateToken[base + worst] = argToken;
-      candidateSum[base + worst] = sum;
-      candidateBase[base + worst] = this.tokenCount[argToken];
-    }
+    if (!(sum / this.tokenOccurrences[argToken] > worstMean)) return;
+    candidateToken[worst] = argToken;
+    candidateSum[worst] = sum;
+    this.candidateBase[worst] = this.tokenCount[argToken];
+    floor = Infinity;
+    for (let k = base; k < base + C; k++) floor = Math.min(floor, candidateToken[k] < 0 ? -Infinity : this.candidateMean(k));
+    this.candidateFloor[n] = floor;
   }
 
   /** Finishes the current excerpt; every tracked layer must have been added. */
@@ -740,14 +745,14 @@ export class NeuronStatsAccumulator {
     if (!this.quantileTracking || this.excerptsSeen === 0) return null;
     const { bins: F } = this.config.histogram;
     const S = this.config.quantileSampleSize;
-    const hist = this.histogram.subarray(neuron * F, (neuron + 1) * F);
+    const inBin = (b: number) => this.binState[3 * (neuron * F + b)];
     const min = this.minExcerptMax[neuron];
     const max = this.heapValue[this.sortedHeap(neuron)[0]];
     const lowBin = this.binOf(min);
     const highBin = this.binOf(max);
     // cdf[j] = fraction of excerpt maxima below edge j.
     const cdf = new Float64Array(F + 1);
-    for (let j = 0; j < F; j++) cdf[j + 1] = cdf[j] + hist[j] / this.excerptsSeen;
+    for (let j = 0; j < F; j++) cdf[j + 1] = cdf[j] + inBin(j) / this.excerptsSeen;
     // Quantile bin i covers histogram bins [cut[i], cut[i+1]); interior cuts are edges strictly
     // inside (lowBin, highBin] so that they lie in (min, max]; with one occupied bin all cuts
     // collapse onto it and the last quantile bin holds every excerpt.
@@ -768,7 +773,7 @@ export class NeuronStatsAccumulator {
       const members: { excerpt: number; priority: number }[] = [];
       for (let b = cuts[i]; b < cuts[i + 1]; b++) {
         const bin = neuron * F + b;
-        for (let s = 0; s < this.quantileCount[bin]; s++) {
+        for (let s = 0; s < (this.binState[3 * bin + 2] & 0xff); s++) {
           const excerpt = this.quantileSlots[bin * S + s];
           members.push({ excerpt, priority: this.quantilePriority(excerpt) });
         }
@@ -876,14 +881,12 @@ export class NeuronStatsAccumulator {
       ['heapExcerpt', this.heapExcerpt],
       ['heapSlot', this.heapSlot],
       ['rows', this.rows],
-      ['histogram', this.histogram],
+      ['binState', this.binState],
       ['quantileSlots', this.quantileSlots],
-      ['quantileCount', this.quantileCount],
-      ['quantileWorst', this.quantileWorst],
-      ['quantileWorstPriority', this.quantileWorstPriority],
       ['candidateToken', this.candidateToken],
       ['candidateSum', this.candidateSum],
       ['candidateBase', this.candidateBase],
+      ['candidateFloor', this.candidateFloor],
       ['tokenCount', this.tokenCount],
       ['randomSample', this.randomSample],
     ];

@@ -1,7 +1,8 @@
 /**
  * Detection scoring: given only the explanation, the LLM says for each of a shuffled mix of
- * excerpts whether the neuron fires on it. Truth: top-activating excerpts fire, random ones do not
- * (a random excerpt that fires as strongly as a top one is left out, as it would be mislabelled).
+ * excerpts whether the neuron fires on it. Truth: top-activating excerpts fire, random ones do not.
+ * A random excerpt on which the neuron does reach a fifth (NEGATIVE_MAX_FRACTION) of its largest
+ * activation among the top excerpts is left out: it is neither a clear positive nor a clear negative.
  * The score is the balanced accuracy of the answers.
  *
  * Also home of the machinery shared with the fuzzing scorer: a seeded shuffle (so a rerun asks
@@ -194,6 +195,9 @@ function checkRecords(records: unknown, name: string): asserts records is Activa
   });
 }
 
+/** Random excerpts reaching this fraction of the top excerpts' largest activation are not negatives. */
+export const NEGATIVE_MAX_FRACTION = 0.2;
+
 function maxOf(record: ActivationRecord): number {
   return record.activations.reduce((m, a) => Math.max(m, a), -Infinity);
 }
@@ -221,9 +225,8 @@ export async function scoreDetection(
   }
   checkRecords(activating, 'activating records');
   checkRecords(nonActivating, 'non-activating records');
-  // A "random" excerpt that fires as strongly as the weakest top one is not a negative example.
-  const threshold = activating.length > 0 ? Math.min(...activating.map(maxOf)) : Infinity;
-  const negatives = nonActivating.filter((r) => !(maxOf(r) >= threshold && threshold > 0));
+  const topMax = activating.reduce((m, r) => Math.max(m, maxOf(r)), 0);
+  const negatives = nonActivating.filter((r) => topMax <= 0 || maxOf(r) < NEGATIVE_MAX_FRACTION * topMax);
   const examples = shuffled(
     [
       ...activating.map((record) => ({ record, label: true })),

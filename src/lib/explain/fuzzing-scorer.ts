@@ -1,7 +1,7 @@
 /**
  * Fuzzing scoring: each top-activating excerpt is shown twice among a shuffled set, once with the
  * tokens the neuron really fires on marked `<<like this>>` and once with as many tokens marked at
- * random (chosen among the others). Given the explanation, the LLM says whether the marked tokens
+ * random (preferably where the neuron is silent). Given the explanation, the LLM says whether the marked tokens
  * are what the neuron responds to. The score is the balanced accuracy; unlike detection it tests
  * whether the explanation pins down *which tokens* fire, not just which texts.
  */
@@ -44,11 +44,15 @@ export function firingTokens(activations: readonly number[], max: number, thresh
   return flags;
 }
 
-/** As many marks as `truth` has, placed at random on other tokens where there are enough. */
-export function randomHighlights(truth: readonly boolean[], random: () => number): boolean[] {
+/**
+ * As many marks as `truth` has, placed at random: on tokens where the neuron is silent (normalised
+ * 0) when there are enough, else on any token not truly firing, else anywhere.
+ */
+export function randomHighlights(truth: readonly boolean[], normalized: readonly number[], random: () => number): boolean[] {
   const count = truth.filter(Boolean).length;
-  const others = truth.flatMap((t, i) => (t ? [] : [i]));
-  const pool = others.length >= count ? others : truth.map((_, i) => i);
+  const silent = truth.flatMap((t, i) => (!t && normalized[i] === 0 ? [i] : []));
+  const notFiring = truth.flatMap((t, i) => (t ? [] : [i]));
+  const pool = silent.length >= count ? silent : notFiring.length >= count ? notFiring : truth.map((_, i) => i);
   const chosen = new Set(shuffled(pool, random).slice(0, count));
   return truth.map((_, i) => chosen.has(i));
 }
@@ -75,9 +79,10 @@ export async function scoreFuzzing(
   const max = maxActivation(usable);
   const examples = usable.flatMap((record) => {
     const truth = firingTokens(record.activations, max, options.highlightThreshold ?? 4);
+    const decoy = randomHighlights(truth, normalizeActivations(record.activations, max), random);
     return [
       { tokens: record.tokens, highlighted: truth, label: true },
-      { tokens: record.tokens, highlighted: randomHighlights(truth, random), label: false },
+      { tokens: record.tokens, highlighted: decoy, label: false },
     ];
   });
   const order = shuffled(examples, random);

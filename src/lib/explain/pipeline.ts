@@ -17,7 +17,6 @@
  * the scores are then recomputed from the step results, which is cheap and deterministic.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from '../activations/records.ts';
-import { linkSignals } from '../llm/abort.ts';
 import type { ChatCompleter } from '../llm/types.ts';
 import { calibratedScores, CalibrationError, type CalibratedScores } from './calibration.ts';
 import { scoreDetection, type BinaryScoreResult, type BinaryScorerOptions } from './detection-scorer.ts';
@@ -198,6 +197,42 @@ export function selectRecords(record: NeuronRecord, counts: RecordCounts = {}, c
   };
 }
 
+/**
+ * Cancellation shared by a neuron's steps without one shared signal: every step gets its own
+ * AbortController (so no signal collects a listener per in-flight request, which Node reports as
+ * a leak past 10), and aborting — by the caller's signal or a failed step — aborts them all.
+ */
+class StepCancellation {
+  private readonly open_ = new Set<AbortController>();
+  private reason: unknown;
+  private aborted = false;
+  private readonly onOuterAbort = () => this.abortAll(this.outer?.reason);
+
+  constructor(private readonly outer: AbortSignal | undefined) {
+    if (outer?.aborted) this.abortAll(outer.reason);
+    else outer?.addEventListener('abort', this.onOuterAbort, { once: true });
+  }
+
+  open(): { signal: AbortSignal; close: () => void } {
+    const controller = new AbortController();
+    if (this.aborted) controller.abort(this.reason);
+    else this.open_.add(controller);
+    return { signal: controller.signal, close: () => this.open_.delete(controller) };
+  }
+
+  abortAll(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    for (const controller of this.open_) controller.abort(reason);
+    this.open_.clear();
+  }
+
+  dispose(): void {
+    this.outer?.removeEventListener('abort', this.onOuterAbort);
+  }
+}
+
 const pairsOf = (records: readonly ActivationRecord[], sims: readonly SequenceSimulation[]): ScoringPair[] =>
   records.map((r, i) => ({ trueActivations: r.activations, expected: sims[i].expected_activations }));
 
@@ -227,14 +262,17 @@ export async function explainAndScoreNeuron(
   }
 
   const steps = call.steps ?? runStepsDirectly;
-  const failFast = new AbortController();
-  const linked = linkSignals(call.signal, failFast.signal);
-  const signal = linked.signal;
-  const guard = <T>(promise: Promise<T>): Promise<T> =>
-    promise.catch((err: unknown) => {
-      if (!failFast.signal.aborted) failFast.abort(err);
-      throw err;
-    });
+  const cancellation = new StepCancellation(call.signal);
+  /** Runs one step with its own signal; its failure cancels every other step. */
+  const guarded = <T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const step = cancellation.open();
+    return work(step.signal)
+      .catch((err: unknown) => {
+        cancellation.abortAll(err);
+        throw err;
+      })
+      .finally(step.close);
+  };
 
   const nExplanations = given?.length ?? options.explanations ?? 1;
   const detection = options.detection ? (options.detection === true ? {} : options.detection) : undefined;
@@ -260,7 +298,7 @@ export async function explainAndScoreNeuron(
   try {
     const explanations = await steps.run('explanations', async () => {
       if (given) return [...given];
-      return generateExplanations(
+      return guarded((signal) => generateExplanations(
         client,
         selected.explain,
         {
@@ -270,7 +308,7 @@ export async function explainAndScoreNeuron(
           reasoningModel: options.reasoningModel,
         },
         { signal },
-      );
+      ));
     });
     progress('explain');
 
@@ -285,35 +323,39 @@ export async function explainAndScoreNeuron(
       explanations.map(async (explanation, e) => {
         const sims = Promise.all(
           simulated.map(({ key, record: r }) =>
-            guard(
-              steps.run(`simulation/e${e}/${key}`, async () => {
-                const [simulation] = await simulator.simulate(explanation, [r.tokens], { signal });
-                return simulation;
-              }),
-            ).then((simulation) => {
+            steps
+              .run(`simulation/e${e}/${key}`, () =>
+                guarded(async (signal) => {
+                  const [simulation] = await simulator.simulate(explanation, [r.tokens], { signal });
+                  return simulation;
+                }),
+              )
+              .then((simulation) => {
               progress('simulate');
               return simulation;
             }),
           ),
         );
         const detectionScore = detection
-          ? guard(
-              steps.run(`detection/e${e}`, () =>
-                scoreDetection(client, explanation, selected.scoreTop, selected.scoreRandom, { ...detection, ...binary }, {
-                  signal,
-                }),
-              ),
-            ).then((s) => {
+          ? steps
+              .run(`detection/e${e}`, () =>
+                guarded((signal) =>
+                  scoreDetection(client, explanation, selected.scoreTop, selected.scoreRandom, { ...detection, ...binary }, {
+                    signal,
+                  }),
+                ),
+              )
+              .then((s) => {
               progress('detection');
               return s;
             })
           : Promise.resolve(undefined);
         const fuzzingScore = fuzzing
-          ? guard(
-              steps.run(`fuzzing/e${e}`, () =>
-                scoreFuzzing(client, explanation, selected.scoreTop, { ...fuzzing, ...binary }, { signal }),
-              ),
-            ).then((s) => {
+          ? steps
+              .run(`fuzzing/e${e}`, () =>
+                guarded((signal) => scoreFuzzing(client, explanation, selected.scoreTop, { ...fuzzing, ...binary }, { signal })),
+              )
+              .then((s) => {
               progress('fuzzing');
               return s;
             })
@@ -371,6 +413,6 @@ export async function explainAndScoreNeuron(
       records_used: selected.indices,
     };
   } finally {
-    linked.dispose();
+    cancellation.dispose();
   }
 }
