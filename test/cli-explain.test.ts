@@ -9,7 +9,7 @@ import { run as explain } from '../src/cli/commands/explain.ts';
 import { run as simulate } from '../src/cli/commands/simulate.ts';
 import { run as score } from '../src/cli/commands/score.ts';
 import { parseNeuronSimulationResults, validateSequenceSimulation } from '../src/lib/explain/formats.ts';
-import { logprobTokens, reply, startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
+import { logprobTokens, reply, startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 
 // A neuron firing on " x" tokens, and a scripted LLM that simulates it from the truth.
 function record(): NeuronRecord {
@@ -36,6 +36,7 @@ function tokensOf(body: ChatRequest): string[] {
 }
 
 let server: FakeOpenAiServer;
+let scriptedLlm: FakeHandler;
 let dir: string;
 let recordFile: string;
 let out: string[];
@@ -48,7 +49,7 @@ beforeAll(async () => {
   for (const r of [...neuron.most_positive_activation_records, ...neuron.random_sample]) {
     truth.set(JSON.stringify(r.tokens), r.activations.map((a) => Math.floor((10 * a) / 5)));
   }
-  server = await startFakeOpenAiServer((body) => {
+  scriptedLlm = (body) => {
     if (body.messages[0].content.includes('interpret single neurons')) return reply.completion('the token x.');
     if (body.response_format?.type === 'json_schema' && body.response_format.json_schema.name === 'excerpt_answers') {
       const count = body.messages.at(-1)!.content.match(/^Excerpt \d+:/gm)!.length;
@@ -58,7 +59,8 @@ beforeAll(async () => {
     const values = truth.get(JSON.stringify(tokens))!;
     const text = tokens.map((t, i) => `${i}\t${JSON.stringify(t)}\t${values[i]}`).join('\n');
     return reply.completion(text, { logprobs: logprobTokens(text) });
-  });
+  };
+  server = await startFakeOpenAiServer(scriptedLlm);
   dir = await mkdtemp(join(tmpdir(), 'neurolens-cli-'));
   recordFile = join(dir, 'record.json');
   await writeFile(recordFile, JSON.stringify(neuron));
@@ -71,6 +73,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   server.reset();
+  server.setHandler(scriptedLlm);
   delete process.env.OPENAI_API_KEY;
   out = [];
   err = [];
@@ -102,7 +105,7 @@ describe('neurolens explain', () => {
     const scored = results.scored_explanations[0].scored_simulation;
     expect(scored.scored_sequence_simulations).toHaveLength(10);
     expect(scored.ev_correlation_score).toBeGreaterThan(0.95);
-    expect(err.join('')).toMatch(/^score 0\.9\d\d \(top .*logprob, coverage 1\.00\): the token x\n$/);
+    expect(err.join('')).toMatch(/^score (?:0\.9\d\d|1\.000) \(top .*logprob, coverage 1\.00\): the token x\n$/);
     // 1 explanation request + 10 simulations, all to the given model.
     expect(server.chatRequests).toHaveLength(11);
     expect(server.chatRequests.every((r) => r.body!.model === 'fake-model')).toBe(true);

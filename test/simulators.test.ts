@@ -285,7 +285,7 @@ describe('sampled simulator and fallback', () => {
     expect(server.chatRequests[0].body!.logprobs).toBeUndefined();
   });
 
-  it('falls back when the server rejects logprobs (reasoning models), and uses max_completion_tokens there', async () => {
+  it('falls back when the server rejects logprobs as unsupported', async () => {
     serve((body) => {
       if (body.logprobs) {
         return reply.error(400, 'logprobs are not supported with reasoning models', {
@@ -295,10 +295,25 @@ describe('sampled simulator and fallback', () => {
       }
       return reply.completion(sampledAnswer(tokensOf(body).map(() => 5)));
     });
-    const [sim] = await createSimulator(client(), { model: 'o-something', reasoningModel: true }).simulate('x', [['a', 'b']]);
+    const [sim] = await createSimulator(client(), { model: 'm' }).simulate('x', [['a', 'b']]);
     expect(sim.simulation_mode).toBe('sampled');
     expect(sim.expected_activations).toEqual([5, 5]);
-    const sampled = server.chatRequests[1].body!;
+    expect(server.chatRequests.map((r) => r.body!.logprobs)).toEqual([true, undefined]);
+    // Other request errors are not a reason to switch modes.
+    serve(() => reply.error(400, 'messages too long'));
+    await expect(createSimulator(client(), { model: 'm' }).simulate('x', [['a']])).rejects.toThrow(/messages too long/);
+    expect(server.chatRequests).toHaveLength(1);
+  });
+
+  it('samples directly for reasoning models, with max_completion_tokens and no temperature', async () => {
+    serve((body) => reply.completion(sampledAnswer(tokensOf(body).map(() => 4))));
+    const simulator = createSimulator(client(), { model: 'o-model', reasoningModel: true });
+    expect(simulator.mode).toBe('sampled');
+    const [sim] = await simulator.simulate('x', [['a', 'b']]);
+    expect(sim.expected_activations).toEqual([4, 4]);
+    expect(server.chatRequests).toHaveLength(1);
+    const sampled = server.chatRequests[0].body!;
+    expect(sampled.logprobs).toBeUndefined();
     expect(sampled.max_tokens).toBeUndefined();
     expect(sampled.temperature).toBeUndefined();
     expect(sampled.max_completion_tokens).toBeGreaterThan(0);

@@ -19,7 +19,8 @@ export async function resolveModelSource(spec: string): Promise<ModelSource> {
   if (existsSync(spec)) return dirSource(spec);
   const bundled = join(BUNDLED_MODELS_DIR, spec);
   if (/^[\w.-]+$/.test(spec) && existsSync(bundled)) return dirSource(bundled);
-  if (isHubRepoId(spec)) return hubSource(spec);
+  // HF_ENDPOINT is the Hugging Face tools' own variable for a mirror of the hub.
+  if (isHubRepoId(spec)) return hubSource(spec, { endpoint: process.env.HF_ENDPOINT });
   throw new ModelNotFoundError(
     `unknown model "${spec}": not a folder, not a bundled model (${BUNDLED_MODELS_DIR}), and not a hub id like Xenova/gpt2`,
   );

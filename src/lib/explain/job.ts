@@ -20,6 +20,7 @@ import {
   type NeuronPipelineResult,
   type PipelineOptions,
   type PipelineProgress,
+  simulatorFor,
   type StepRunner,
 } from './pipeline.ts';
 
@@ -154,6 +155,7 @@ export async function runExplainJob(
       // A faulty progress display must not break the job.
     }
   };
+  const simulator = simulatorFor(client, options);
   const results: NeuronPipelineResult[] = [];
   for (const [position, record] of records.entries()) {
     call.signal?.throwIfAborted();
@@ -166,6 +168,7 @@ export async function runExplainJob(
       result = await explainAndScoreNeuron(record, client, options, {
         signal: call.signal,
         steps: storedSteps(store, jobId, prefix),
+        simulator,
         onProgress: (step) => notify({ neuron: position, neurons: records.length, step }),
       });
       // Through JSON, so a fresh result is exactly what a resumed run would read back.

@@ -87,6 +87,11 @@ export interface PipelineCallOptions {
   signal?: AbortSignal;
   onProgress?: (progress: PipelineProgress) => void;
   steps?: StepRunner;
+  /**
+   * The simulator to use (default: one made from `options`). Sharing one across neurons keeps a
+   * logprob-to-sampled fallback from being rediscovered (one failed request per excerpt) each time.
+   */
+  simulator?: Simulator;
 }
 
 export interface SelectedRecords {
@@ -195,6 +200,15 @@ export function selectRecords(record: NeuronRecord, counts: RecordCounts = {}, c
       calibration_random: calibrationRandom,
     },
   };
+}
+
+/** The simulator `explainAndScoreNeuron` uses for `options`. */
+export function simulatorFor(client: ChatCompleter, options: PipelineOptions): Simulator {
+  return createSimulator(client, {
+    ...options.simulation,
+    model: options.simulatorModel ?? options.model,
+    reasoningModel: options.reasoningModel,
+  });
 }
 
 /**
@@ -312,11 +326,7 @@ export async function explainAndScoreNeuron(
     });
     progress('explain');
 
-    const simulator: Simulator = createSimulator(client, {
-      ...options.simulation,
-      model: options.simulatorModel ?? options.model,
-      reasoningModel: options.reasoningModel,
-    });
+    const simulator: Simulator = call.simulator ?? simulatorFor(client, options);
     const binary = { model: options.simulatorModel ?? options.model, reasoningModel: options.reasoningModel };
 
     const scores = await Promise.all(

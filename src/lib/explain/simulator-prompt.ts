@@ -50,7 +50,7 @@ function userTurn(explanation: string, tokens: readonly string[]): string {
   return [
     `Explanation: ${explanation}`,
     '',
-    `Tokens (${tokens.length} lines, indexes 0 to ${tokens.length - 1}):`,
+    `Tokens (${tokens.length} ${tokens.length === 1 ? 'line' : 'lines'}, indexes 0 to ${tokens.length - 1}):`,
     formatTokensForSimulation(tokens),
   ].join('\n');
 }

@@ -6,8 +6,9 @@
  * tokens got a value (`coverage`); a token the LLM gave no readable value for is `null`, never 0.
  *
  * `createSimulator` with mode "logprob" (the default) falls back to "sampled" when the server
- * refuses logprobs (reasoning models) or silently returns none (some local servers); from then on
- * the same simulator stays in sampled mode, and each result says which mode produced it.
+ * refuses logprobs or silently returns none (some local servers); from then on the same simulator
+ * stays in sampled mode, and each result says which mode produced it. For a model declared a
+ * reasoning model (which refuse logprobs) it starts in sampled mode.
  */
 import { isLogprobsUnsupported } from '../llm/errors.ts';
 import type { ChatCompleter } from '../llm/types.ts';
@@ -155,6 +156,8 @@ export function createSimulator(client: ChatCompleter, options: SimulatorOptions
     case 'prompt-logprob':
       return new PromptLogprobSimulator(client, options);
     case 'logprob': {
+      // Reasoning models refuse logprobs: don't spend a failing request per sequence finding out.
+      if (options.reasoningModel && options.fallbackToSampled !== false) return new SampledSimulator(client, options);
       const logprob = new LogprobSimulator(client, options);
       if (options.fallbackToSampled === false) return logprob;
       return new FallbackSimulator(logprob, new SampledSimulator(client, options));

@@ -1,0 +1,160 @@
+/**
+ * `neurolens capture` as a user runs it (bin/neurolens.mjs in a child process): JSON shape,
+ * layer and neuron selection, and one clear line plus a non-zero exit for every kind of bad input.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ensureModels } from '../scripts/gen-models.ts';
+import { referenceForward } from '../src/lib/model/reference-forward.ts';
+import { tinyRandomModel } from '../scripts/toy/models.ts';
+import { buildNoMlpModel } from './helpers/mini-graphs.ts';
+import { createServer, type Server } from 'node:http';
+
+const BIN = join(import.meta.dirname, '../bin/neurolens.mjs');
+const TINY = join(import.meta.dirname, '../public/models/tiny-random');
+const run = promisify(execFile);
+
+let hubUrl = '';
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const env = { ...process.env, HF_ENDPOINT: hubUrl };
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 26, timeout: 60_000, env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('neurolens capture', () => {
+  let dir: string;
+  let hub: Server;
+  const hubRequests: string[] = [];
+  beforeAll(async () => {
+    ensureModels({ log: () => {} });
+    dir = mkdtempSync(join(tmpdir(), 'neurolens-cli-'));
+    // A stand-in for the Hugging Face hub on 127.0.0.1: serves tiny-random as "test-org/tiny", 404 otherwise.
+    hub = createServer((req, res) => {
+      hubRequests.push(req.url!);
+      const m = /^\/test-org\/tiny\/resolve\/main\/(.+)$/.exec(req.url!);
+      try {
+        if (!m || m[1].includes('..')) throw new Error('not found');
+        const body = readFileSync(join(TINY, decodeURIComponent(m[1])));
+        res.writeHead(200, { 'content-length': body.length }).end(body);
+      } catch {
+        res.writeHead(404).end('Entry not found');
+      }
+    });
+    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
+    hubUrl = `http://127.0.0.1:${(hub.address() as { port: number }).port}`;
+    return () => hub.close();
+  });
+
+  it('loads a model by hub id (from a local hub mirror named by HF_ENDPOINT)', async () => {
+    const { code, stdout, stderr } = await cli(['capture', '--model', 'test-org/tiny', '--text', 'Hello hub', '--layers', '0', '--json']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(out.model).toBe('test-org/tiny');
+    expect(out.activations['blocks.0.mlp.hook_post'][0]).toHaveLength(128);
+    expect(hubRequests).toContain('/test-org/tiny/resolve/main/onnx/model.onnx');
+  });
+
+  it('prints the documented JSON for all neurons, matching the reference', async () => {
+    const text = 'Tabs\tand emoji 🦊 here.';
+    const { code, stdout } = await cli(['capture', '--model', TINY, '--text', text, '--json']);
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(out.model).toContain('tiny-random');
+    expect(out.backend).toBe('onnxruntime-node');
+    // Spans cover the text; the byte fragments of one emoji share that emoji's span.
+    const spans = [...new Set(out.tokens.map((t: { start: number; end: number }) => `${t.start}-${t.end}`))] as string[];
+    expect(spans.map((s) => text.slice(...(s.split('-').map(Number) as [number, number]))).join('')).toBe(text);
+    const fox = out.tokens.filter((t: { fragment?: boolean }) => t.fragment);
+    expect(fox.length).toBeGreaterThan(1);
+    for (const t of fox) expect(t.text).toBe('🦊');
+    expect(Object.keys(out.activations)).toEqual(['blocks.0.mlp.hook_post', 'blocks.1.mlp.hook_post']);
+    const { config, weights } = tinyRandomModel();
+    const ref = referenceForward(config, weights, out.tokens.map((t: { id: number }) => t.id));
+    for (const layer of [0, 1]) {
+      const rows: number[][] = out.activations[`blocks.${layer}.mlp.hook_post`];
+      expect(rows.length).toBe(out.tokens.length);
+      rows.forEach((row, t) => {
+        expect(row.length).toBe(128);
+        row.forEach((v, n) => expect(Math.abs(v - ref.mlpPost[layer][t * 128 + n])).toBeLessThanOrEqual(1e-4));
+      });
+    }
+  });
+
+  it('--layers keeps only those layers; --neurons keeps only those columns keyed "L:N"; reads --file', async () => {
+    const file = join(dir, 'text.txt');
+    writeFileSync(file, 'One two three.\r\nFour.');
+    const layers = JSON.parse((await cli(['capture', '--model', TINY, '--file', file, '--layers', '1', '--json'])).stdout);
+    expect(Object.keys(layers.activations)).toEqual(['blocks.1.mlp.hook_post']);
+    const neurons = JSON.parse((await cli(['capture', '--model', TINY, '--file', file, '--neurons', '1:5,0:127', '--json'])).stdout);
+    expect(Object.keys(neurons.activations)).toEqual(['1:5', '0:127']);
+    expect(neurons.activations['1:5']).toEqual(layers.activations['blocks.1.mlp.hook_post'].map((r: number[]) => r[5]));
+  });
+
+  it('--top K lists the K most active neurons per token, and the table is readable', async () => {
+    const json = JSON.parse((await cli(['capture', '--model', 'toy-planted', '--text', 'In 1999 the', '--top', '3', '--json'])).stdout);
+    expect(json.top).toHaveLength(json.tokens.length);
+    expect(json.top[1].map((x: { neuron: string }) => x.neuron)).toContain('0:37'); // " 1999" lights the planted digit neuron
+    const table = await cli(['capture', '--model', 'toy-planted', '--text', 'In 1999 the', '--top', '2']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/" 1999"/);
+    expect(table.stdout).toMatch(/0:37=/);
+  });
+
+  const badCases: [string, string[], RegExp][] = [
+    ['empty text', ['--text', ''], /the text is empty/],
+    ['text longer than the context', ['--text', 'word '.repeat(200)], /longer than this model's 128-token context.*windows/],
+    ['unknown hub id', ['--model', 'nobody/no-such-model', '--text', 'hi'], /no model at nobody\/no-such-model: config.json not found/],
+    ['missing folder', ['--model', '/nonexistent/dir', '--text', 'hi'], /unknown model|no model/i],
+    ['layer out of range', ['--text', 'hi', '--layers', '2'], /layer 2 .*(out of range|does not exist).*0/],
+    ['neuron out of range', ['--text', 'hi', '--neurons', '0:128'], /neuron 0:128 is out of range: each layer has neurons 0-127/],
+    ['malformed neuron list', ['--text', 'hi', '--neurons', '5-131'], /not layer:neuron/],
+    ['both --text and --file', ['--text', 'a', '--file', 'b'], /exactly one of --text or --file/],
+    ['unreadable --file', ['--file', '/nonexistent.txt'], /cannot read \/nonexistent.txt/],
+  ];
+  for (const [name, args, message] of badCases) {
+    it(`bad input: ${name} → one clear line, non-zero exit`, async () => {
+      const withModel = args.includes('--model') ? args : ['--model', TINY, ...args];
+      const { code, stdout, stderr } = await cli(['capture', ...withModel]);
+      expect(code).not.toBe(0);
+      expect(stdout).toBe('');
+      expect(stderr).toMatch(message);
+      expect(stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+    });
+  }
+
+  it('bad model files: a file that is not ONNX, and an ONNX graph with no MLP', async () => {
+    const notOnnx = join(dir, 'not-onnx');
+    mkdirSync(join(notOnnx, 'onnx'), { recursive: true });
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) cpSync(join(TINY, f), join(notOnnx, f));
+    writeFileSync(join(notOnnx, 'onnx/model.onnx'), 'this is a text file, not a model\n'.repeat(10));
+    const a = await cli(['capture', '--model', notOnnx, '--text', 'hi']);
+    expect(a.code).not.toBe(0);
+    expect(a.stderr).toMatch(/not an ONNX model/);
+
+    const noMlp = join(dir, 'no-mlp');
+    cpSync(notOnnx, noMlp, { recursive: true });
+    writeFileSync(join(noMlp, 'onnx/model.onnx'), buildNoMlpModel().bytes);
+    const b = await cli(['capture', '--model', noMlp, '--text', 'hi']);
+    expect(b.code).not.toBe(0);
+    expect(b.stderr).toMatch(/no GPT-2 MLP found/i);
+    expect(readFileSync(join(TINY, 'onnx/model.onnx')).length).toBeGreaterThan(0);
+  });
+
+  it('--windowed analyses over-long text in windows', async () => {
+    const out = JSON.parse((await cli(['capture', '--model', TINY, '--text', 'word '.repeat(200).trim(), '--windowed', '--layers', '0', '--json'])).stdout);
+    expect(out.tokens).toHaveLength(200);
+    expect(out.windows).toBe(2);
+    expect(out.activations['blocks.0.mlp.hook_post']).toHaveLength(200);
+  });
+});
