@@ -14,6 +14,11 @@ import { referenceForward } from '../src/lib/model/reference-forward.ts';
 import type { Gpt2Config, Gpt2Weights } from '../src/lib/model/gpt2-types.ts';
 import { ensureModels } from '../scripts/gen-models.ts';
 import { plantedToyModel, tinyRandomModel } from '../scripts/toy/models.ts';
+import { buildGpt2OnnxChunks } from '../scripts/toy/gpt2-graph.ts';
+import { writeHubModelDir } from '../scripts/toy/hub-files.ts';
+import { randomGpt2Weights } from '../scripts/toy/random-weights.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { HARD_TEXTS } from './texts.ts';
 
 const MODELS_DIR = join(import.meta.dirname, '../public/models');
@@ -75,6 +80,18 @@ describe('capture matches the reference forward pass', () => {
   it('toy-planted (the app default): every neuron within 1e-4', async () => {
     const model = await loadModel(await dirSource(join(MODELS_DIR, 'toy-planted')));
     const diff = await compareAll(model, nodeRuntime, planted.config, planted.weights);
+    expect(diff).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('an unseen shape (3 layers, 8 heads, d_mlp = 3·d_model) is read from the files, not assumed', async () => {
+    const config: Gpt2Config = { nLayer: 3, nHead: 8, dModel: 64, dMlp: 192, nCtx: 96, vocabSize: 50257, layerNormEps: 1e-5 };
+    const weights = randomGpt2Weights(config, 7);
+    const dir = mkdtempSync(join(tmpdir(), 'neurolens-shape-'));
+    writeHubModelDir(dir, { config, onnx: { 'onnx/decoder_model.onnx': () => buildGpt2OnnxChunks(config, weights, { variant: 'matmul' }) } });
+    const model = await loadModel(await dirSource(dir));
+    expect(model.info).toMatchObject({ nLayer: 3, dModel: 64, dMlp: 192 });
+    expect(model.onnxPath).toBe('onnx/decoder_model.onnx');
+    const diff = await compareAll(model, wasmRuntime, config, weights);
     expect(diff).toBeLessThanOrEqual(1e-4);
   });
 

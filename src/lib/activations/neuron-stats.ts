@@ -137,7 +137,7 @@ function resolveConfig(config: NeuronStatsConfig): ResolvedNeuronStatsConfig {
   if (layers.length === 0 || !layers.every((l) => isCount(l, 0, 1e6))) fail('layers must be a non-empty list of layer indices');
   if (new Set(layers).size !== layers.length) fail('layers contains a duplicate');
   if (!isCount(resolved.dMlp, 1, 1 << 20)) fail(`dMlp must be a positive integer, got ${resolved.dMlp}`);
-  if (!isCount(resolved.excerptLength, 1, 1 << 16)) fail(`excerptLength must be a positive integer, got ${resolved.excerptLength}`);
+  if (!isCount(resolved.excerptLength, 1, 65535)) fail(`excerptLength must be a positive integer, got ${resolved.excerptLength}`);
   if (!isCount(resolved.topK, 1, 65535)) fail(`topK must be an integer from 1 to 65535, got ${resolved.topK}`);
   if (!isCount(resolved.randomSampleSize, 0, 1 << 20)) fail(`randomSampleSize must be a non-negative integer, got ${resolved.randomSampleSize}`);
   if (!isCount(resolved.quantileSampleSize, 0, 255)) fail(`quantileSampleSize must be an integer from 0 to 255, got ${resolved.quantileSampleSize}`);
@@ -266,10 +266,9 @@ export class NeuronStatsAccumulator {
   private currentQuantilePriority = 0;
   private readonly currentTokens: Int32Array;
   private readonly layerDone: Uint8Array;
-  private stamp = 0;
-  private tokenStamp: Int32Array;
   private tokenHead: Int32Array;
-  private tokenOccurrences: Int32Array;
+  /** Occurrences of each token in the current excerpt (0 for absent tokens: cleared at the end). */
+  private tokenOccurrences: Uint16Array;
   private readonly nextPosition: Int32Array;
 
   constructor(config: NeuronStatsConfig) {
@@ -301,9 +300,8 @@ export class NeuronStatsAccumulator {
 
     this.currentTokens = new Int32Array(L);
     this.layerDone = new Uint8Array(layers.length);
-    this.tokenStamp = new Int32Array(this.tokenCount.length);
     this.tokenHead = new Int32Array(this.tokenCount.length);
-    this.tokenOccurrences = new Int32Array(this.tokenCount.length);
+    this.tokenOccurrences = new Uint16Array(this.tokenCount.length);
     this.nextPosition = new Int32Array(L);
   }
 
@@ -367,32 +365,28 @@ export class NeuronStatsAccumulator {
     let maxId = 0;
     for (let t = 0; t < this.currentLength; t++) maxId = Math.max(maxId, this.currentTokens[t]);
     if (maxId >= this.tokenCount.length) this.growTokenTables(maxId + 1);
-    this.stamp++;
     for (let t = 0; t < this.currentLength; t++) {
       const id = this.currentTokens[t];
-      if (this.tokenStamp[id] !== this.stamp) {
-        this.tokenStamp[id] = this.stamp;
-        this.tokenHead[id] = -1;
-        this.tokenOccurrences[id] = 0;
-      }
-      this.nextPosition[t] = this.tokenHead[id];
+      this.nextPosition[t] = this.tokenOccurrences[id] === 0 ? -1 : this.tokenHead[id];
       this.tokenHead[id] = t;
       this.tokenOccurrences[id]++;
     }
   }
 
+  private clearTokenPositions(): void {
+    for (let t = 0; t < this.currentLength; t++) this.tokenOccurrences[this.currentTokens[t]] = 0;
+  }
+
   private growTokenTables(minLength: number): void {
     let length = Math.max(1024, this.tokenCount.length);
     while (length < minLength) length *= 2;
-    const grow = (old: Int32Array) => {
-      const next = new Int32Array(length);
+    const grow = <T extends Int32Array | Uint16Array>(old: T, next: T): T => {
       next.set(old);
       return next;
     };
-    this.tokenCount = grow(this.tokenCount);
-    this.tokenStamp = grow(this.tokenStamp);
-    this.tokenHead = grow(this.tokenHead);
-    this.tokenOccurrences = grow(this.tokenOccurrences);
+    this.tokenCount = grow(this.tokenCount, new Int32Array(length));
+    this.tokenHead = grow(this.tokenHead, new Int32Array(length));
+    this.tokenOccurrences = grow(this.tokenOccurrences, new Uint16Array(length));
   }
 
   /**
@@ -593,8 +587,7 @@ export class NeuronStatsAccumulator {
   /** Running mean of candidate slot k; call after the current excerpt's occurrences were added. */
   private candidateMean(k: number): number {
     const token = this.candidateToken[k];
-    const here = this.tokenStamp[token] === this.stamp ? this.tokenOccurrences[token] : 0;
-    return this.candidateSum[k] / (this.tokenCount[token] + here - this.candidateBase[k]);
+    return this.candidateSum[k] / (this.tokenCount[token] + this.tokenOccurrences[token] - this.candidateBase[k]);
   }
 
   /**
@@ -608,7 +601,7 @@ export class NeuronStatsAccumulator {
   private updateTokenCandidates(n: number, data: Float32Array, start: number, argmax: number, max: number): void {
     const C = this.config.topTokenCandidates;
     const base = n * C;
-    const { candidateToken, candidateSum, tokenStamp } = this;
+    const { candidateToken, candidateSum, tokenOccurrences } = this;
     const argToken = this.currentTokens[argmax];
     let found = false;
     let floor = this.candidateFloor[n];
@@ -616,7 +609,7 @@ export class NeuronStatsAccumulator {
       const token = candidateToken[k];
       if (token < 0) continue;
       if (token === argToken) found = true;
-      if (tokenStamp[token] === this.stamp) {
+      if (tokenOccurrences[token] !== 0) {
         candidateSum[k] += this.sumAtPositions(token, data, start);
         const mean = this.candidateMean(k);
         if (mean < floor) floor = mean;
@@ -650,6 +643,7 @@ export class NeuronStatsAccumulator {
     if (missing.length > 0) throw new NeuronStatsError(`excerpt ${this.current} is missing layers ${missing.join(', ')}`);
     if (this.config.topTokenCandidates > 0) {
       for (let t = 0; t < this.currentLength; t++) this.tokenCount[this.currentTokens[t]]++;
+      this.clearTokenPositions();
     }
     this.addToRandomSample(this.current, this.currentRandomPriority);
     this.excerptsSeen++;
@@ -660,6 +654,7 @@ export class NeuronStatsAccumulator {
   /** Abandons a begun excerpt. Only valid before any layer was added (state is otherwise changed). */
   cancelExcerpt(): void {
     if (this.layerDone.some((done) => done)) throw new NeuronStatsError('cannot cancel an excerpt after layers were added');
+    if (this.current >= 0 && this.config.topTokenCandidates > 0) this.clearTokenPositions();
     this.current = -1;
   }
 
