@@ -3,7 +3,9 @@
  * analysed in the worker, the backend is shown, and bad input gets a visible message.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
 import { ensureModels } from '../scripts/gen-models.ts';
@@ -67,6 +69,67 @@ run('the Neurolens app', () => {
     await expect.poll(() => page.getByRole('alert').innerText(), { timeout: 30_000 }).toContain('longer than this model');
     await page.getByRole('button', { name: 'Analyse in windows' }).click();
     await expect.poll(() => page.getByTestId('token-strip').locator('button').count(), { timeout: 60_000 }).toBe(1100);
+    expect(pageErrors).toEqual([]);
+  });
+
+  const TINY = join(import.meta.dirname, '../public/models/tiny-random');
+
+  it('refuses dropped files that are not a model with a visible message, then loads real ones', async () => {
+    await page.getByLabel('model source').selectOption('files');
+    const bogus = { name: 'model.onnx', mimeType: 'application/octet-stream', buffer: Buffer.from('not a model at all\n'.repeat(20)) };
+    const file = (name: string) => ({ name, mimeType: 'application/json', buffer: readFileSync(join(TINY, name)) });
+    await page.getByLabel('choose model files').setInputFiles([file('config.json'), file('tokenizer.json'), bogus]);
+    await page.getByRole('button', { name: 'Load' }).click();
+    await expect.poll(() => page.getByRole('alert').first().innerText(), { timeout: 30_000 }).toMatch(/not an ONNX model/);
+    // The previously loaded model is still there and usable.
+    expect(await page.getByTestId('model-status').innerText()).toContain('toy-planted');
+
+    const onnx = { name: 'model.onnx', mimeType: 'application/octet-stream', buffer: readFileSync(join(TINY, 'onnx/model.onnx')) };
+    await page.getByLabel('choose model files').setInputFiles([file('config.json'), file('tokenizer.json'), file('tokenizer_config.json'), onnx]);
+    await page.getByRole('button', { name: 'Load' }).click();
+    await expect.poll(() => page.getByTestId('model-status').innerText(), { timeout: 60_000 }).toContain('2 layers × 128 neurons');
+    expect(await page.getByTestId('model-status').innerText()).toContain('dropped files');
+  });
+
+  it('downloads from a hub (a local mirror) with progress, then loads it again offline from the browser cache', async () => {
+    const requests: string[] = [];
+    const hub: Server = createServer((req, res) => {
+      requests.push(req.url!);
+      const m = /^\/test-org\/tiny\/resolve\/main\/(.+)$/.exec(req.url!);
+      const headers = { 'access-control-allow-origin': '*' };
+      try {
+        if (!m || m[1].includes('..')) throw new Error('absent');
+        const body = readFileSync(join(TINY, decodeURIComponent(m[1])));
+        res.writeHead(200, { ...headers, 'content-length': body.length, 'content-type': 'application/octet-stream' }).end(body);
+      } catch {
+        res.writeHead(404, headers).end('Entry not found');
+      }
+    });
+    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
+    const endpoint = `http://127.0.0.1:${(hub.address() as { port: number }).port}`;
+    const loadFromHub = async () => {
+      await page.getByLabel('model source').selectOption('hub');
+      await page.getByLabel('hub repository id').fill('test-org/tiny');
+      await page.getByLabel('hub endpoint').fill(endpoint);
+      await page.getByLabel('precision').selectOption('fp32');
+      await page.getByRole('button', { name: 'Load' }).click();
+    };
+    await loadFromHub();
+    await page.locator('progress').waitFor({ timeout: 30_000 });
+    await expect.poll(() => page.getByTestId('model-status').innerText(), { timeout: 60_000 }).toContain('test-org/tiny');
+    expect(requests).toContain('/test-org/tiny/resolve/main/onnx/model.onnx');
+    await new Promise<void>((r) => hub.close(() => r()));
+    hub.closeAllConnections();
+
+    // Second visit: the mirror is gone, the model still loads from Cache Storage.
+    await page.reload();
+    await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
+    await loadFromHub();
+    await expect.poll(() => page.getByTestId('model-status').innerText(), { timeout: 60_000 }).toContain('test-org/tiny');
+    await page.locator('#probe-text').fill('Offline again');
+    await page.getByTestId('analyse').click();
+    // The first run on a fresh WebGPU session compiles its shaders: allow for it.
+    await expect.poll(() => page.getByTestId('token-strip').locator('button').count(), { timeout: 60_000 }).toBeGreaterThan(1);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getEventListeners, getMaxListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createChatClient, type ChatClientOptions } from '../src/lib/llm/client.ts';
 import { DEFAULT_PRICING, defaultPricingFor, estimateCost, estimateRequestTokens, estimateTokens } from '../src/lib/llm/cost.ts';
@@ -35,6 +36,7 @@ import {
   startFakeOpenAiServer,
   type FakeHandler,
   type FakeOpenAiServer,
+  withDelay,
 } from './helpers/fake-openai-server.ts';
 
 const KEY = 'sk-test-SECRET-0123456789';
@@ -318,6 +320,62 @@ describe('chat client against the fake server', () => {
       expect(e).toBeInstanceOf(LlmAbortError);
       expect((e as Error).message).toContain('shutting down');
     }
+  });
+
+  it('queues 200 calls on shared job signals without listener-leak warnings, and unhooks them all', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      // Node's default: a warning past 10 listeners on one AbortSignal.
+      expect(getMaxListeners(new AbortController().signal)).toBe(10);
+      const server = await serve(() => withDelay(reply.completion('ok'), 2));
+      const clientJob = new AbortController();
+      const job = new AbortController();
+      const shared = new AbortController(); // one caller signal passed to every call
+      const c = client(server, { concurrency: 4, signal: clientJob.signal });
+      const completer = c.withSignal(job.signal);
+      const calls = Array.from({ length: 200 }, (_, i) => completer.complete(chat(`q${i}`), { signal: shared.signal }));
+      const settled = Promise.allSettled(calls);
+      try {
+        await server.waitForRequests(4);
+        // While 196 calls wait, each shared signal carries one listener of this client, not 200.
+        for (const s of [clientJob.signal, job.signal, shared.signal]) expect(getEventListeners(s, 'abort')).toHaveLength(1);
+      } finally {
+        await settled;
+      }
+      expect((await settled).every((r) => r.status === 'fulfilled')).toBe(true);
+      expect(server.requests).toHaveLength(200);
+      for (const s of [clientJob.signal, job.signal, shared.signal]) expect(getEventListeners(s, 'abort')).toHaveLength(0);
+      await new Promise((r) => setTimeout(r, 20)); // warnings are emitted on a later tick
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('a failure that cancels its job stops the queued calls before any of them is sent', async () => {
+    const server = await serve((_, i) => (i === 0 ? reply.error(400, 'bad request') : reply.completion('ok')));
+    const c = client(server, { concurrency: 1 });
+    const job = new AbortController();
+    const completer = c.withSignal(job.signal);
+    // Like the pipeline: a failed step cancels its job from its own rejection handler, a few
+    // promise hops away from the client.
+    const step = async (i: number) => {
+      const response = await completer.complete(chat(`step ${i}`));
+      return response.choices[0].message.content;
+    };
+    const guarded = (i: number) =>
+      step(i).catch((err: unknown) => {
+        job.abort(err);
+        throw err;
+      });
+    const results = await Promise.all([0, 1, 2, 3].map((i) => rejection(guarded(i))));
+    expect(results[0]).toBeInstanceOf(LlmBadRequestError);
+    for (const r of results.slice(1)) expect(r).toBeInstanceOf(LlmAbortError);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.requests).toHaveLength(1);
+    expect(c.usage().requests).toBe(1);
   });
 
   it('rejects at once, sending nothing, when the signal is already aborted', async () => {

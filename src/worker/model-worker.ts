@@ -24,7 +24,7 @@ function sourceFor(request: ModelRequest): ModelSource {
     case 'bundled':
       return urlSource(new URL(`${import.meta.env.BASE_URL}models/${request.name}/`, self.location.origin).href, request.name);
     case 'hub':
-      return hubSource(request.repoId);
+      return hubSource(request.repoId, { endpoint: request.endpoint || undefined });
     case 'files':
       return fileListSource(
         request.files.map((f) => ({
@@ -53,8 +53,11 @@ async function handle(msg: WorkerRequest): Promise<void> {
     const started = performance.now();
     const source = sourceFor(msg.model);
     const dtype = msg.model.kind === 'bundled' ? 'fp32' : msg.model.dtype;
+    // Dropped files: a single .onnx among them is the model, whatever its name.
+    const droppedOnnx = msg.model.kind === 'files' ? msg.model.files.filter((f) => f.name.endsWith('.onnx')) : [];
     const model = await loadModel(source, {
       dtype,
+      onnxPath: droppedOnnx.length === 1 ? droppedOnnx[0].name : undefined,
       onProgress: (p) => post({ id: msg.id, type: 'progress', ...p }),
     });
     const runtime = await loadWebRuntime(msg.backend);

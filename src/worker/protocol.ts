@@ -5,7 +5,7 @@ import type { ModelDtype } from '../lib/model/model-source.ts';
 
 export type ModelRequest =
   | { kind: 'bundled'; name: string }
-  | { kind: 'hub'; repoId: string; dtype: ModelDtype }
+  | { kind: 'hub'; repoId: string; dtype: ModelDtype; endpoint?: string }
   | { kind: 'files'; files: File[]; dtype: ModelDtype };
 
 export interface PlantedNeuronInfo {

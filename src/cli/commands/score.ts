@@ -19,7 +19,7 @@ import {
   stringFlag,
   toCliError,
   writeScoreSummary,
-} from './explain.ts';
+} from '../llm-options.ts';
 
 const HELP = `usage: neurolens score --record <NeuronRecord.json> --explanation "<text>" [options]
 

@@ -19,7 +19,7 @@ import {
   readNeuronRecord,
   stringFlag,
   toCliError,
-} from './explain.ts';
+} from '../llm-options.ts';
 
 const HELP = `usage: neurolens simulate --record <NeuronRecord.json> --explanation "<text>" [options]
 

@@ -8,7 +8,7 @@
  * The API key is only ever put in the `Authorization` header: it is not logged, not part of
  * cache keys, and scrubbed from error messages.
  */
-import { linkSignals, raceAbort, sleepUnlessAborted } from './abort.ts';
+import { AbortFanout, linkSignals, raceAbort, sleepUnlessAborted } from './abort.ts';
 import { parseChatResponseBody, normalizeChatResponse } from './chat-response.ts';
 import type { Budget, Pricing } from './cost.ts';
 import { LlmAbortError, LlmConfigError, LlmError, LlmNetworkError, LlmTimeoutError, isAbortError, redactSecret } from './errors.ts';
@@ -84,14 +84,19 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   const sleep = options.sleep ?? sleepUnlessAborted;
   const meter = new UsageMeter(options.budget, options.pricing);
   const slots = new Semaphore(concurrency);
+  // Every call gets its own controller, fanned out from the shared signals (the job's, the
+  // client's, cancelAll's) with one listener each, not one per queued call.
+  const fanout = new AbortFanout();
   let cancelAllController = new AbortController();
 
   async function complete(request: ChatRequest, callOptions: CompleteOptions = {}, extraSignals: AbortSignal[] = []): Promise<ChatResponse> {
     checkRequest(request);
-    const linked = linkSignals(callOptions.signal, options.signal, cancelAllController.signal, ...extraSignals);
-    const signal = linked.signal;
+    const callController = new AbortController();
+    const detach = fanout.link(callController, [callOptions.signal, options.signal, cancelAllController.signal, ...extraSignals]);
+    const signal = callController.signal;
     let releaseSlot: (() => void) | undefined;
     let reservation: ReturnType<UsageMeter['reserve']> | undefined;
+    let failed = false;
     try {
       throwIfAborted(signal);
       const useCache = options.cache !== undefined && !callOptions.noCache;
@@ -117,10 +122,20 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       if (options.cache && cacheKey) await options.cache.set(cacheKey, response).catch(() => undefined);
       notifyUsage({ ...delta, cached: false });
       return response;
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
       reservation?.release();
-      releaseSlot?.();
-      linked.dispose();
+      detach();
+      if (releaseSlot) {
+        // A failure often makes the caller cancel its job, from a rejection handler a few promise
+        // hops away. Handing the slot on at once would let the next queued call of that job start
+        // its request first (sent, then aborted); one macrotask later the job's cancellation has
+        // landed and has taken its queued calls out of the line.
+        if (failed) setTimeout(releaseSlot, 0);
+        else releaseSlot();
+      }
     }
   }
 

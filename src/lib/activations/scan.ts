@@ -1,0 +1,311 @@
+/**
+ * The neuron scan: runs every excerpt through an activation source (the model, provided
+ * elsewhere), feeds the activations to a NeuronStatsAccumulator, reports progress, checkpoints,
+ * and stops cleanly on an AbortSignal. A scan resumed from a checkpoint gives exactly the result
+ * of an uninterrupted one: excerpts are accumulated one at a time in index order, and the
+ * accumulator's state (serialised whole) is independent of batching.
+ *
+ * While the accumulator digests one batch, the source is already computing the next, so on a
+ * backend that runs off the main thread (WebGPU, threaded WASM) the bookkeeping overlaps the model.
+ *
+ * Building records afterwards (`buildNeuronRecords`) re-runs the model on the few excerpts whose
+ * activations the accumulator does not keep (random and quantile samples; see neuron-stats.ts).
+ */
+import { NeuronStatsAccumulator, type NeuronStatsConfig } from './neuron-stats.ts';
+import type { NeuronRecord } from './records.ts';
+
+/**
+ * The model: for a batch of equally long token sequences, per layer the post-GELU activations
+ * as [batch, seq, dMlp] row-major.
+ */
+export type ActivationSource = (batch: number[][], signal?: AbortSignal) => Promise<Map<number, Float32Array>>;
+
+export interface ScanCheckpoint {
+  /** Identifies the corpus and settings; a checkpoint of another scan is refused. */
+  fingerprint: string;
+  excerptsDone: number;
+  /** NeuronStatsAccumulator.serialize() output. */
+  state: ArrayBuffer[];
+}
+
+export interface ScanCheckpointStore {
+  save(checkpoint: ScanCheckpoint): Promise<void> | void;
+  load(): Promise<ScanCheckpoint | null | undefined> | ScanCheckpoint | null | undefined;
+}
+
+export interface ScanProgress {
+  excerptsDone: number;
+  excerptsTotal: number;
+  tokensDone: number;
+  tokensTotal: number;
+  /** Throughput of this run (excerpts restored from a checkpoint are not counted). */
+  tokensPerSecond: number;
+  /** Estimated seconds left; null until there is a rate. */
+  etaSeconds: number | null;
+}
+
+export interface RunScanOptions extends Omit<NeuronStatsConfig, 'layers' | 'dMlp'> {
+  source: ActivationSource;
+  /** Token ids of each excerpt (see corpus.ts); excerpt i is index i in the records. */
+  excerpts: readonly (readonly number[])[];
+  layers: number[];
+  dMlp: number;
+  /** Excerpts per source call (default 8); only equally long neighbours share a batch. */
+  batchSize?: number;
+  onProgress?: (progress: ScanProgress) => void;
+  /** Aborting stops after the batch being accumulated, saves a checkpoint and throws ScanAbortedError. */
+  signal?: AbortSignal;
+  checkpoint?: ScanCheckpointStore;
+  /** Save a checkpoint after at least this many new excerpts (default 512). */
+  checkpointEvery?: number;
+}
+
+export interface ScanResult {
+  stats: NeuronStatsAccumulator;
+  excerptsDone: number;
+  tokensDone: number;
+  /** Excerpts that came from a checkpoint rather than this run. */
+  resumedFrom: number;
+  seconds: number;
+}
+
+/** Bad scan input, a misbehaving source, or a checkpoint that does not fit. */
+export class ScanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScanError';
+  }
+}
+
+/** The scan was aborted; named AbortError so generic abort handling recognises it. */
+export class ScanAbortedError extends Error {
+  constructor(
+    readonly excerptsDone: number,
+    readonly checkpointSaved: boolean,
+  ) {
+    super(`scan aborted after ${excerptsDone} excerpts${checkpointSaved ? '; progress saved' : ''}`);
+    this.name = 'AbortError';
+  }
+}
+
+interface Batch {
+  excerpts: number[];
+  length: number;
+}
+
+/** The excerpts in the given order, split where the length changes or a batch is full. */
+function planBatches(excerpts: readonly (readonly number[])[], indices: number[], batchSize: number): Batch[] {
+  const batches: Batch[] = [];
+  for (const index of indices) {
+    const length = excerpts[index].length;
+    const last = batches[batches.length - 1];
+    if (last && last.length === length && last.excerpts.length < batchSize) last.excerpts.push(index);
+    else batches.push({ excerpts: [index], length });
+  }
+  return batches;
+}
+
+function checkExcerpts(excerpts: readonly (readonly number[])[]): void {
+  if (!Array.isArray(excerpts)) throw new ScanError('excerpts must be an array of token id arrays');
+  excerpts.forEach((tokens, i) => {
+    if (!Array.isArray(tokens) || tokens.length === 0) throw new ScanError(`excerpt ${i} is empty or not an array of token ids`);
+    for (const id of tokens) {
+      if (!Number.isInteger(id) || id < 0) throw new ScanError(`excerpt ${i} has an invalid token id ${String(id)}`);
+    }
+  });
+}
+
+/** FNV-1a over the settings and every token, so a checkpoint only resumes the same scan. */
+function scanFingerprint(settings: unknown, excerpts: readonly (readonly number[])[]): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  const add = (value: number) => {
+    a = Math.imul(a ^ (value & 0xffff), 0x01000193);
+    a = Math.imul(a ^ (value >>> 16), 0x01000193);
+    b = Math.imul(b ^ value, 0x5bd1e995) ^ (b >>> 15);
+  };
+  for (const ch of JSON.stringify(settings)) add(ch.charCodeAt(0));
+  for (const tokens of excerpts) {
+    add(0xfffffff ^ tokens.length);
+    for (const id of tokens) add(id);
+  }
+  return `v1:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** Calls the source for one batch and checks what comes back. */
+async function fetchBatch(
+  source: ActivationSource,
+  excerpts: readonly (readonly number[])[],
+  batch: Batch,
+  layers: readonly number[],
+  dMlp: number,
+  signal: AbortSignal | undefined,
+): Promise<Map<number, Float32Array>> {
+  const activations = await source(
+    batch.excerpts.map((i) => [...excerpts[i]]),
+    signal,
+  );
+  if (!(activations instanceof Map)) throw new ScanError('the activation source must return a Map of layer → Float32Array');
+  const expected = batch.excerpts.length * batch.length * dMlp;
+  for (const layer of layers) {
+    const data = activations.get(layer);
+    if (!(data instanceof Float32Array)) throw new ScanError(`the activation source returned no Float32Array for layer ${layer}`);
+    if (data.length !== expected) {
+      throw new ScanError(
+        `the activation source returned ${data.length} values for layer ${layer}; expected ${batch.excerpts.length} × ${batch.length} × ${dMlp} = ${expected}`,
+      );
+    }
+  }
+  return activations;
+}
+
+/** Runs the scan (see the module comment); resumes from `checkpoint` when it holds this scan. */
+export async function runScan(options: RunScanOptions): Promise<ScanResult> {
+  const { source, excerpts, onProgress, signal, checkpoint, batchSize = 8, checkpointEvery = 512, ...statsOptions } = options;
+  checkExcerpts(excerpts);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ScanError(`batchSize must be a positive integer, got ${batchSize}`);
+  if (!(checkpointEvery >= 1)) throw new ScanError(`checkpointEvery must be at least 1, got ${checkpointEvery}`);
+  if (typeof source !== 'function') throw new ScanError('source must be a function');
+  const config: NeuronStatsConfig = {
+    ...statsOptions,
+    excerptLength: statsOptions.excerptLength ?? excerpts.reduce((m, e) => Math.max(m, e.length), 1),
+  };
+  let stats = new NeuronStatsAccumulator(config);
+  const fingerprint = scanFingerprint(stats.config, excerpts);
+
+  let resumedFrom = 0;
+  const saved = checkpoint ? await checkpoint.load() : undefined;
+  if (saved) {
+    if (saved.fingerprint !== fingerprint) {
+      throw new ScanError('the saved checkpoint belongs to a different scan (corpus or settings changed); clear it to start over');
+    }
+    stats = NeuronStatsAccumulator.deserialize(saved.state);
+    if (stats.excerptCount !== saved.excerptsDone) throw new ScanError('the saved checkpoint is inconsistent');
+    resumedFrom = saved.excerptsDone;
+  }
+
+  const layers = stats.config.layers;
+  const { dMlp } = stats.config;
+  const tokensTotal = excerpts.reduce((sum, e) => sum + e.length, 0);
+  const remaining = Array.from({ length: excerpts.length - resumedFrom }, (_, i) => resumedFrom + i);
+  const batches = planBatches(excerpts, remaining, batchSize);
+  const started = performance.now();
+  let lastSaved = resumedFrom;
+  let tokensThisRun = 0;
+
+  const save = async (): Promise<boolean> => {
+    if (!checkpoint || stats.excerptCount === lastSaved) return false;
+    await checkpoint.save({ fingerprint, excerptsDone: stats.excerptCount, state: stats.serialize() });
+    lastSaved = stats.excerptCount;
+    return true;
+  };
+  const stop = async (): Promise<never> => {
+    await save();
+    throw new ScanAbortedError(stats.excerptCount, checkpoint !== undefined && lastSaved === stats.excerptCount);
+  };
+  const report = () => {
+    if (!onProgress) return;
+    const seconds = (performance.now() - started) / 1000;
+    const tokensPerSecond = seconds > 0 ? tokensThisRun / seconds : 0;
+    const tokensDone = stats.tokenTotal;
+    onProgress({
+      excerptsDone: stats.excerptCount,
+      excerptsTotal: excerpts.length,
+      tokensDone,
+      tokensTotal,
+      tokensPerSecond,
+      etaSeconds: tokensPerSecond > 0 ? (tokensTotal - tokensDone) / tokensPerSecond : null,
+    });
+  };
+
+  report();
+  if (signal?.aborted) await stop();
+  const fetchAt = (i: number) => fetchBatch(source, excerpts, batches[i], layers, dMlp, signal);
+  let next: Promise<Map<number, Float32Array>> | null = batches.length > 0 ? fetchAt(0) : null;
+  for (let i = 0; i < batches.length; i++) {
+    let activations: Map<number, Float32Array>;
+    try {
+      activations = await next!;
+    } catch (error) {
+      // The state is consistent up to the previous batch: keep it before giving up.
+      if (signal?.aborted) await stop();
+      await save().catch(() => undefined);
+      throw error;
+    }
+    next = i + 1 < batches.length ? fetchAt(i + 1) : null;
+    try {
+      const batch = batches[i];
+      const block = batch.length * dMlp;
+      batch.excerpts.forEach((excerptIndex, b) => {
+        stats.beginExcerpt(excerptIndex, excerpts[excerptIndex]);
+        for (const layer of layers) stats.addLayer(layer, activations.get(layer)!, b * block);
+        stats.endExcerpt();
+      });
+      tokensThisRun += batch.excerpts.length * batch.length;
+      report();
+      if (signal?.aborted) await stop();
+      if (stats.excerptCount - lastSaved >= checkpointEvery) await save();
+    } catch (error) {
+      next?.catch(() => undefined); // the prefetch is abandoned; do not leave its failure unhandled
+      throw error;
+    }
+  }
+  await save();
+  return {
+    stats,
+    excerptsDone: stats.excerptCount,
+    tokensDone: stats.tokenTotal,
+    resumedFrom,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+export interface BuildRecordsOptions {
+  stats: NeuronStatsAccumulator;
+  source: ActivationSource;
+  /** The excerpts the scan ran on. */
+  excerpts: readonly (readonly number[])[];
+  /** Display strings of excerpt i's tokens. */
+  tokensOf: (excerptIndex: number) => readonly string[];
+  neurons: { layer: number; neuron: number }[];
+  batchSize?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * NeuronRecords for the given neurons. Re-runs the source on the union of the excerpts their
+ * records need beyond the stored top-K activations (the shared random sample plus each neuron's
+ * quantile samples), keeping only the requested neurons' rows: memory is about
+ * neurons × (random + quantile samples) × 64 × 4 bytes, so ask for a few thousand at a time.
+ */
+export async function buildNeuronRecords(options: BuildRecordsOptions): Promise<NeuronRecord[]> {
+  const { stats, source, excerpts, tokensOf, neurons, batchSize = 8, signal } = options;
+  if (stats.excerptCount > excerpts.length) throw new ScanError(`the statistics cover ${stats.excerptCount} excerpts but only ${excerpts.length} were given`);
+  const indices = neurons.map(({ layer, neuron }) => stats.neuronIndex(layer, neuron));
+  const needers = new Map<number, number[]>(); // excerpt → positions in `indices`
+  indices.forEach((n, k) => {
+    for (const e of stats.excerptsToRerun(n)) {
+      const list = needers.get(e);
+      if (list) list.push(k);
+      else needers.set(e, [k]);
+    }
+  });
+  const rows = indices.map(() => new Map<number, Float32Array>());
+  const byLength = [...needers.keys()].sort((x, y) => excerpts[x].length - excerpts[y].length || x - y);
+  const { dMlp } = stats.config;
+  for (const batch of planBatches(excerpts, byLength, batchSize)) {
+    if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, false);
+    const layersNeeded = [...new Set(batch.excerpts.flatMap((e) => needers.get(e)!.map((k) => neurons[k].layer)))];
+    const activations = await fetchBatch(source, excerpts, batch, layersNeeded, dMlp, signal);
+    batch.excerpts.forEach((e, b) => {
+      for (const k of needers.get(e)!) {
+        const data = activations.get(neurons[k].layer)!;
+        const row = new Float32Array(batch.length);
+        const start = b * batch.length * dMlp + neurons[k].neuron;
+        for (let t = 0; t < batch.length; t++) row[t] = data[start + t * dMlp];
+        rows[k].set(e, row);
+      }
+    });
+  }
+  return indices.map((n, k) => stats.buildRecord(n, tokensOf, (e) => rows[k].get(e)));
+}
