@@ -71,7 +71,8 @@ function makeExcerpts(count: number, seed: number): number[][] {
 class MemoryCheckpoints implements ScanCheckpointStore {
   saved: ScanCheckpoint | undefined;
   saves = 0;
-  save(checkpoint: ScanCheckpoint) {
+  async save(checkpoint: ScanCheckpoint) {
+    await new Promise((resolve) => setTimeout(resolve, 1)); // asynchronous, like IndexedDB
     this.saves++;
     this.saved = { ...checkpoint, state: checkpoint.state.map((b) => b.slice(0)) };
   }
@@ -152,7 +153,7 @@ describe('runScan with a deterministic source', () => {
 
   it('keeps the progress made before a source failure, and resumes from it', async () => {
     const store = new MemoryCheckpoints();
-    await expect(runScan({ ...statsOptions, source: syntheticSource(undefined, 6), excerpts, batchSize: 5, checkpoint: store, checkpointEvery: 1000 })).rejects.toThrow(
+    await expect(runScan({ ...statsOptions, source: syntheticSource(undefined, 6), excerpts, batchSize: 5, checkpoint: store, checkpointEvery: 1 })).rejects.toThrow(
       'GPU device lost',
     );
     const savedAt = store.saved!.excerptsDone;

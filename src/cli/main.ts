@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   simulate: { summary: "simulate a neuron's activations from an explanation", load: () => import('./commands/simulate.ts') },
   score: { summary: 'score an explanation (simulate and correlate)', load: () => import('./commands/score.ts') },
   rescore: { summary: 'recompute scores of stored simulation results (no LLM)', load: () => import('./commands/rescore.ts') },
+  compare: { summary: "compare a record's stored activations with the model's own", load: () => import('./commands/compare.ts') },
 };
 
 export function usage(): string {

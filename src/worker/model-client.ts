@@ -1,5 +1,5 @@
 /** Promise-based access to the model worker for the UI. */
-import type { CaptureReply, ModelRequest, ModelSummary, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CaptureReply, ModelRequest, ModelSummary, ScanProgressInfo, ScanSummary, WorkerReply, WorkerRequest } from './protocol.ts';
 
 export class WorkerError extends Error {
   constructor(message: string, readonly errorName: string) {
@@ -10,7 +10,12 @@ export class WorkerError extends Error {
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
-type Pending = { resolve(v: unknown): void; reject(e: Error): void; onProgress?: (p: { file: string; loaded: number; total: number | null }) => void };
+type Pending = {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  onProgress?: (p: { file: string; loaded: number; total: number | null }) => void;
+  onScanProgress?: (p: ScanProgressInfo) => void;
+};
 
 export class ModelClient {
   private readonly worker: Worker;
@@ -27,10 +32,16 @@ export class ModelClient {
         p.onProgress?.(reply);
         return;
       }
+      if (reply.type === 'scan-progress') {
+        p.onScanProgress?.(reply.progress);
+        return;
+      }
       this.pending.delete(reply.id);
       if (reply.type === 'error') p.reject(new WorkerError(reply.message, reply.errorName));
       else if (reply.type === 'loaded') p.resolve(reply.summary);
-      else p.resolve(reply.result);
+      else if (reply.type === 'captured') p.resolve(reply.result);
+      else if (reply.type === 'scan-done') p.resolve(reply.summary);
+      else p.resolve(undefined);
     };
     this.worker.onerror = (event) => {
       const err = new WorkerError(`the model worker crashed: ${event.message}`, 'WorkerCrash');
@@ -39,20 +50,29 @@ export class ModelClient {
     };
   }
 
-  private call<T>(request: WithoutId<WorkerRequest>, onProgress?: Pending['onProgress']): Promise<T> {
+  private call<T>(request: WithoutId<WorkerRequest>, callbacks: Pick<Pending, 'onProgress' | 'onScanProgress'> = {}): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...callbacks });
       this.worker.postMessage({ ...request, id } as WorkerRequest);
     });
   }
 
   load(model: ModelRequest, backend: 'auto' | 'webgpu' | 'wasm', onProgress?: Pending['onProgress']): Promise<ModelSummary> {
-    return this.call({ type: 'load', model, backend }, onProgress);
+    return this.call({ type: 'load', model, backend }, { onProgress });
   }
 
   capture(text: string, windowed = false): Promise<CaptureReply> {
     return this.call({ type: 'capture', text, windowed });
+  }
+
+  /** Runs (or resumes) a scan already created in the store; resolves when it is done. */
+  scan(scanId: string, onScanProgress: (p: ScanProgressInfo) => void): Promise<ScanSummary> {
+    return this.call({ type: 'scan', scan: { scanId } }, { onScanProgress });
+  }
+
+  stopScan(scanId: string, reason: 'pause' | 'cancel'): Promise<void> {
+    return this.call({ type: 'scan-stop', scanId, reason });
   }
 
   terminate(): void {

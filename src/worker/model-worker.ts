@@ -10,10 +10,19 @@ import type { ModelSource } from '../lib/model/model-source.ts';
 import { urlSource } from '../lib/model/url-source.ts';
 import { loadWebRuntime } from '../lib/model/ort-runtime.web.ts';
 import type { ModelRequest, PlantedNeuronInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+import { NeurolensStore } from '../lib/store/neurolens-store.ts';
+import { runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 let capturer: ActivationCapturer | null = null;
+let store: Promise<NeurolensStore> | null = null;
+const runningScans = new Map<string, AbortController>();
+
+function openStore(): Promise<NeurolensStore> {
+  store ??= NeurolensStore.open();
+  return store;
+}
 
 function post(reply: WorkerReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, transfer);
@@ -81,6 +90,23 @@ async function handle(msg: WorkerRequest): Promise<void> {
         planted: await readPlanted(source),
       },
     });
+  } else if (msg.type === 'scan') {
+    if (!capturer) throw new Error('load a model before scanning');
+    const { scanId } = msg.scan;
+    if (runningScans.has(scanId)) throw new Error('this scan is already running');
+    const controller = new AbortController();
+    runningScans.set(scanId, controller);
+    try {
+      const summary = await runStoredScan(await openStore(), capturer, scanId, controller.signal, (progress) =>
+        post({ id: msg.id, type: 'scan-progress', progress }),
+      );
+      post({ id: msg.id, type: 'scan-done', summary });
+    } finally {
+      runningScans.delete(scanId);
+    }
+  } else if (msg.type === 'scan-stop') {
+    runningScans.get(msg.scanId)?.abort(new ScanStoppedError(msg.reason));
+    post({ id: msg.id, type: 'stopped' });
   } else if (msg.type === 'capture') {
     if (!capturer) throw new Error('no model is loaded yet');
     const started = performance.now();

@@ -38,12 +38,41 @@ export interface CaptureReply {
   runMs: number;
 }
 
+export interface ScanRequest {
+  /** The scan in the store: new ones are created by the UI first, so a reload can resume them. */
+  scanId: string;
+}
+
+export interface ScanProgressInfo {
+  phase: 'preparing' | 'scanning' | 'building-records';
+  excerptsDone: number;
+  excerptsTotal: number;
+  tokensPerSecond: number;
+  etaSeconds: number | null;
+  recordsDone: number;
+  recordsTotal: number;
+}
+
+export interface ScanSummary {
+  scanId: string;
+  excerpts: number;
+  tokens: number;
+  neurons: number;
+  resumedFrom: number;
+  seconds: number;
+}
+
 export type WorkerRequest =
   | { id: number; type: 'load'; model: ModelRequest; backend: 'auto' | 'webgpu' | 'wasm' }
-  | { id: number; type: 'capture'; text: string; windowed: boolean };
+  | { id: number; type: 'capture'; text: string; windowed: boolean }
+  | { id: number; type: 'scan'; scan: ScanRequest }
+  | { id: number; type: 'scan-stop'; scanId: string; reason: 'pause' | 'cancel' };
 
 export type WorkerReply =
   | { id: number; type: 'progress'; file: string; loaded: number; total: number | null }
   | { id: number; type: 'loaded'; summary: ModelSummary }
   | { id: number; type: 'captured'; result: CaptureReply }
+  | { id: number; type: 'scan-progress'; progress: ScanProgressInfo }
+  | { id: number; type: 'scan-done'; summary: ScanSummary }
+  | { id: number; type: 'stopped' }
   | { id: number; type: 'error'; message: string; errorName: string };

@@ -32,8 +32,9 @@
  * random sample has 48% and 92% of its excerpt maxima below the first two boundaries.
  *
  * Memory per neuron (defaults K=20, L=64, float16 rows, 64 bins, 5 samples, 10 token candidates):
- * rows 2,560 B + heap 200 B + histogram 256 B + quantile slots 1,408 B + moments 48 B + tokens
- * 160 B ≈ 4.6 KB, i.e. ≈ 170 MB for GPT-2 small (36,864 neurons).
+ * top-K rows 2,560 B + heap 200 B + histogram state 768 B + quantile samples 1,280 B + moments
+ * 44 B + token candidates 168 B + buffered maxima 128 B ≈ 5.1 KB: 185 MB for GPT-2 small
+ * (36,864 neurons), plus a token-count table of 4 bytes per vocabulary entry.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
 import { float16ToFloat32 } from '../model/float16.ts';
@@ -277,6 +278,9 @@ export class NeuronStatsAccumulator {
   /** Occurrences of each token in the current excerpt (0 for absent tokens: cleared at the end). */
   private tokenOccurrences: Uint16Array;
   private readonly nextPosition: Int32Array;
+  /** Per neuron of the layer being added: its max and argmax in the current excerpt. */
+  private readonly excerptMax: Float32Array;
+  private readonly excerptArgmax: Int32Array;
 
   constructor(config: NeuronStatsConfig) {
     this.config = resolveConfig(config);
@@ -287,7 +291,8 @@ export class NeuronStatsAccumulator {
     this.edges = histogramEdges(this.config.histogram);
     ({ cells: this.binCells, width: this.binCellWidth } = binLookup(this.edges));
 
-    const bytes = N * (8 * 5 + 4 + K * (10 + L * (this.config.rowPrecision === 'float16' ? 2 : 4)) + F * (12 + 4 * S) + C * 16 + 8);
+    const rowBytes = this.config.rowPrecision === 'float16' ? 2 : 4;
+    const bytes = N * (8 * 5 + 4 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 16 + 8 : 0));
     if (bytes > 2 ** 31) throw new NeuronStatsError(`this configuration needs ${(bytes / 2 ** 30).toFixed(1)} GiB of state; lower topK, quantileSampleSize or histogram.bins`);
     this.shift = new Float64Array(N);
     this.powerSums = new Float64Array(4 * N);
@@ -311,6 +316,8 @@ export class NeuronStatsAccumulator {
     this.tokenHead = new Int32Array(this.tokenCount.length);
     this.tokenOccurrences = new Uint16Array(this.tokenCount.length);
     this.nextPosition = new Int32Array(L);
+    this.excerptMax = new Float32Array(dMlp);
+    this.excerptArgmax = new Int32Array(dMlp);
   }
 
   private get quantileTracking(): boolean {
@@ -417,58 +424,102 @@ export class NeuronStatsAccumulator {
     this.layerDone[slot] = 1;
   }
 
-  /** The hot loop: one pass over the block per neuron, all bookkeeping per (neuron, excerpt). */
+  /** The hot path: moments and maxima first (a tight loop), then the per-neuron bookkeeping. */
   private accumulateLayer(slot: number, data: Float32Array, offset: number): void {
     const { dMlp, topK: K, quantileSampleSize: S, topTokenCandidates: C } = this.config;
-    const seq = this.currentLength;
     const excerpt = this.current;
-    const first = this.excerptsSeen === 0;
+    const base = slot * dMlp;
+    if (this.excerptsSeen === 0) this.initialiseShift(base, data, offset);
+    this.scanMoments(base, data, offset);
+    const { excerptMax, excerptArgmax, heapValue, heapExcerpt } = this;
     const heapFull = this.excerptsSeen >= K;
-    const { shift, powerSums, minExcerptMax, heapValue, heapExcerpt } = this;
     for (let j = 0; j < dMlp; j++) {
-      const n = slot * dMlp + j;
-      if (first) {
-        let total = 0;
-        for (let t = 0, p = offset + j; t < seq; t++, p += dMlp) total += data[p];
-        shift[n] = total / seq;
-      }
-      const c = shift[n];
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let s4 = 0;
-      let max = -Infinity;
-      let argmax = 0;
-      for (let t = 0, p = offset + j; t < seq; t++, p += dMlp) {
-        const x = data[p];
-        const d = x - c;
-        const d2 = d * d;
-        s1 += d;
-        s2 += d2;
-        s3 += d2 * d;
-        s4 += d2 * d2;
-        if (x > max) {
-          max = x;
-          argmax = t;
-        }
-      }
-      if (s1 - s1 !== 0) {
-        throw new NeuronStatsError(`non-finite activation in excerpt ${excerpt}, layer ${this.config.layers[slot]}, neuron ${j}`);
-      }
-      const q = 4 * n;
-      powerSums[q] += s1;
-      powerSums[q + 1] += s2;
-      powerSums[q + 2] += s3;
-      powerSums[q + 3] += s4;
-      if (max < minExcerptMax[n]) minExcerptMax[n] = max;
-
+      const n = base + j;
+      const max = excerptMax[j];
+      if (max < this.minExcerptMax[n]) this.minExcerptMax[n] = max;
       const h = n * K;
       if (!heapFull) this.heapPush(n, max, excerpt, data, offset + j, this.excerptsSeen);
       else if (max > heapValue[h] || (max === heapValue[h] && excerpt < heapExcerpt[h])) this.heapReplaceRoot(n, max, excerpt, data, offset + j);
-
       if (S > 0) this.pendingMax[n * PENDING_EXCERPTS + this.pendingCount] = max;
-      if (C > 0) this.updateTokenCandidates(n, data, offset + j, argmax, max);
+      if (C > 0) this.updateTokenCandidates(n, data, offset + j, excerptArgmax[j], max);
     }
+  }
+
+  /** Each neuron's shift is its mean on the first excerpt, which keeps the power sums well conditioned. */
+  private initialiseShift(base: number, data: Float32Array, offset: number): void {
+    const { dMlp } = this.config;
+    for (let j = 0; j < dMlp; j++) {
+      let total = 0;
+      for (let t = 0, p = offset + j; t < this.currentLength; t++, p += dMlp) total += data[p];
+      this.shift[base + j] = total / this.currentLength;
+    }
+  }
+
+  /**
+   * Adds the block's power sums and leaves each neuron's max and argmax in excerptMax/Argmax.
+   * Two neurons per pass (adjacent columns share cache lines and the loop overhead); with an odd
+   * dMlp the last pass reads its one column twice and keeps one result.
+   */
+  private scanMoments(base: number, data: Float32Array, offset: number): void {
+    const { dMlp } = this.config;
+    const seq = this.currentLength;
+    const { shift, powerSums, excerptMax, excerptArgmax } = this;
+    for (let j = 0; j < dMlp; j += 2) {
+      const next = j + 1 < dMlp ? 1 : 0;
+      const ca = shift[base + j];
+      const cb = shift[base + j + next];
+      let a1 = 0, a2 = 0, a3 = 0, a4 = 0, aMax = -Infinity, aArg = 0;
+      let b1 = 0, b2 = 0, b3 = 0, b4 = 0, bMax = -Infinity, bArg = 0;
+      for (let t = 0, p = offset + j; t < seq; t++, p += dMlp) {
+        const x = data[p];
+        const y = data[p + next];
+        const da = x - ca;
+        const db = y - cb;
+        const da2 = da * da;
+        const db2 = db * db;
+        a1 += da;
+        a2 += da2;
+        a3 += da2 * da;
+        a4 += da2 * da2;
+        b1 += db;
+        b2 += db2;
+        b3 += db2 * db;
+        b4 += db2 * db2;
+        if (x > aMax) {
+          aMax = x;
+          aArg = t;
+        }
+        if (y > bMax) {
+          bMax = y;
+          bArg = t;
+        }
+      }
+      if (a1 - a1 !== 0 || b1 - b1 !== 0) this.throwNonFinite(base, j, data, offset);
+      const q = 4 * (base + j);
+      powerSums[q] += a1;
+      powerSums[q + 1] += a2;
+      powerSums[q + 2] += a3;
+      powerSums[q + 3] += a4;
+      excerptMax[j] = aMax;
+      excerptArgmax[j] = aArg;
+      if (next) {
+        powerSums[q + 4] += b1;
+        powerSums[q + 5] += b2;
+        powerSums[q + 6] += b3;
+        powerSums[q + 7] += b4;
+        excerptMax[j + 1] = bMax;
+        excerptArgmax[j + 1] = bArg;
+      }
+    }
+  }
+
+  /** Names the neuron (j or, in a pair, j + 1) whose activations are not all finite. */
+  private throwNonFinite(base: number, j: number, data: Float32Array, offset: number): never {
+    const { dMlp, layers } = this.config;
+    let finite = true;
+    for (let t = 0; t < this.currentLength; t++) finite &&= Number.isFinite(data[offset + t * dMlp + j]);
+    const neuron = finite ? j + 1 : j;
+    throw new NeuronStatsError(`non-finite activation in excerpt ${this.current}, layer ${layers[base / dMlp]}, neuron ${neuron}`);
   }
 
   private storeRow(n: number, heapSlot: number, data: Float32Array, start: number): void {
@@ -612,12 +663,12 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Mean-activation candidates: every occurrence of a candidate token is added to its sum; the
+   * Mean-activation candidates: every occurrence of a candidate token is added to its sum. The
    * token at the excerpt's argmax may replace the candidate with the lowest running mean if its
-   * mean in this excerpt is higher. A token's mean thus covers its occurrences since it last
-   * became a candidate — exact for tokens that stay candidates from their first argmax on.
-   * `candidateFloor` is a lower bound of the candidates' means (−∞ while a slot is free), so an
-   * excerpt whose max is below it cannot change the set and skips the search for the weakest.
+   * mean in this excerpt is higher, but only when the excerpt's max reaches `candidateFloor`, the
+   * lowest candidate mean when the set last changed (−∞ while a slot is free): most excerpts are
+   * then settled by one comparison. A token's mean covers its occurrences since it last became a
+   * candidate — exact for tokens that stay candidates from their first argmax on.
    */
   private updateTokenCandidates(n: number, data: Float32Array, start: number, argmax: number, max: number): void {
     const C = this.config.topTokenCandidates;
@@ -625,36 +676,33 @@ export class NeuronStatsAccumulator {
     const { candidateToken, candidateSum, tokenOccurrences } = this;
     const argToken = this.currentTokens[argmax];
     let found = false;
-    let floor = this.candidateFloor[n];
     for (let k = base; k < base + C; k++) {
       const token = candidateToken[k];
-      if (token < 0) continue;
       if (token === argToken) found = true;
-      if (tokenOccurrences[token] !== 0) {
-        candidateSum[k] += this.sumAtPositions(token, data, start);
-        const mean = this.candidateMean(k);
-        if (mean < floor) floor = mean;
-      }
+      if (token >= 0 && tokenOccurrences[token] !== 0) candidateSum[k] += this.sumAtPositions(token, data, start);
     }
-    this.candidateFloor[n] = floor;
-    if (found || max < floor) return;
+    if (found || max < this.candidateFloor[n]) return;
+    // The weakest candidate, and the floor the set will have if the newcomer replaces it.
     let worst = base;
     let worstMean = Infinity;
+    let secondMean = Infinity;
     for (let k = base; k < base + C; k++) {
       const mean = candidateToken[k] < 0 ? -Infinity : this.candidateMean(k);
       if (mean < worstMean) {
+        secondMean = worstMean;
         worst = k;
         worstMean = mean;
+      } else if (mean < secondMean) {
+        secondMean = mean;
       }
     }
     const sum = this.sumAtPositions(argToken, data, start);
-    if (!(sum / this.tokenOccurrences[argToken] > worstMean)) return;
+    const mean = sum / tokenOccurrences[argToken];
+    if (!(mean > worstMean)) return;
     candidateToken[worst] = argToken;
     candidateSum[worst] = sum;
     this.candidateBase[worst] = this.tokenCount[argToken];
-    floor = Infinity;
-    for (let k = base; k < base + C; k++) floor = Math.min(floor, candidateToken[k] < 0 ? -Infinity : this.candidateMean(k));
-    this.candidateFloor[n] = floor;
+    this.candidateFloor[n] = Math.min(mean, secondMean);
   }
 
   /** Finishes the current excerpt; every tracked layer must have been added. */
@@ -723,7 +771,11 @@ export class NeuronStatsAccumulator {
     }
   }
 
-  /** Population moments of all activations seen; null before any token. */
+  /**
+   * Population moments of all activations seen; null before any token. Kurtosis is excess
+   * kurtosis, m4/m2² − 3 (scipy's default): the released records do not say which they hold, and
+   * their values fit either definition.
+   */
   momentsOf(neuron: number): NeuronMoments | null {
     this.checkNeuron(neuron);
     const count = this.tokensSeen;
@@ -807,9 +859,10 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Approximate tokens with the highest mean activation, highest first. Each mean is exact over
-   * `count` occurrences: those since the token last became a candidate (see
-   * `updateTokenCandidates`); tokens that never gave an excerpt's max are not considered.
+   * Approximate tokens with the highest mean activation, highest first. Only tokens that gave
+   * some excerpt's max are considered, and the set changes only as `updateTokenCandidates`
+   * describes; each mean is exact over `count` occurrences, those since the token last became a
+   * candidate. Rare tokens rank high on few occurrences: filter by `count` where that matters.
    */
   topMeanTokens(neuron: number): MeanToken[] {
     this.checkNeuron(neuron);

@@ -77,13 +77,14 @@ export class ScanError extends Error {
   }
 }
 
-/** The scan was aborted; named AbortError so generic abort handling recognises it. */
+/** The scan (or building records) was aborted; named AbortError so generic abort handling recognises it. */
 export class ScanAbortedError extends Error {
   constructor(
     readonly excerptsDone: number,
     readonly checkpointSaved: boolean,
+    message = `scan aborted after ${excerptsDone} excerpts${checkpointSaved ? '; progress saved' : ''}`,
   ) {
-    super(`scan aborted after ${excerptsDone} excerpts${checkpointSaved ? '; progress saved' : ''}`);
+    super(message);
     this.name = 'AbortError';
   }
 }
@@ -220,7 +221,13 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
 
   report();
   if (signal?.aborted) await stop();
-  const fetchAt = (i: number) => fetchBatch(source, excerpts, batches[i], layers, dMlp, signal);
+  const fetchAt = (i: number) => {
+    const pending = fetchBatch(source, excerpts, batches[i], layers, dMlp, signal);
+    // A prefetch may fail while the previous batch is still being digested (or be abandoned):
+    // mark it handled now; awaiting it later still throws.
+    pending.catch(() => undefined);
+    return pending;
+  };
   let next: Promise<Map<number, Float32Array>> | null = batches.length > 0 ? fetchAt(0) : null;
   for (let i = 0; i < batches.length; i++) {
     let activations: Map<number, Float32Array>;
@@ -233,22 +240,17 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
       throw error;
     }
     next = i + 1 < batches.length ? fetchAt(i + 1) : null;
-    try {
-      const batch = batches[i];
-      const block = batch.length * dMlp;
-      batch.excerpts.forEach((excerptIndex, b) => {
-        stats.beginExcerpt(excerptIndex, excerpts[excerptIndex]);
-        for (const layer of layers) stats.addLayer(layer, activations.get(layer)!, b * block);
-        stats.endExcerpt();
-      });
-      tokensThisRun += batch.excerpts.length * batch.length;
-      report();
-      if (signal?.aborted) await stop();
-      if (stats.excerptCount - lastSaved >= checkpointEvery) await save();
-    } catch (error) {
-      next?.catch(() => undefined); // the prefetch is abandoned; do not leave its failure unhandled
-      throw error;
-    }
+    const batch = batches[i];
+    const block = batch.length * dMlp;
+    batch.excerpts.forEach((excerptIndex, b) => {
+      stats.beginExcerpt(excerptIndex, excerpts[excerptIndex]);
+      for (const layer of layers) stats.addLayer(layer, activations.get(layer)!, b * block);
+      stats.endExcerpt();
+    });
+    tokensThisRun += batch.excerpts.length * batch.length;
+    report();
+    if (signal?.aborted) await stop();
+    if (stats.excerptCount - lastSaved >= checkpointEvery) await save();
   }
   await save();
   return {
@@ -294,7 +296,7 @@ export async function buildNeuronRecords(options: BuildRecordsOptions): Promise<
   const byLength = [...needers.keys()].sort((x, y) => excerpts[x].length - excerpts[y].length || x - y);
   const { dMlp } = stats.config;
   for (const batch of planBatches(excerpts, byLength, batchSize)) {
-    if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, false);
+    if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, false, 'building neuron records was aborted');
     const layersNeeded = [...new Set(batch.excerpts.flatMap((e) => needers.get(e)!.map((k) => neurons[k].layer)))];
     const activations = await fetchBatch(source, excerpts, batch, layersNeeded, dMlp, signal);
     batch.excerpts.forEach((e, b) => {

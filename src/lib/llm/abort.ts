@@ -1,7 +1,8 @@
 /**
  * Small AbortSignal helpers that work in browsers, workers and Node 20 alike (no reliance on
- * the newer `AbortSignal.any`), and that unhook their listeners so long-lived job signals
- * don't accumulate one listener per request.
+ * the newer `AbortSignal.any`), and that unhook their listeners when an operation ends. Signals
+ * shared by many pending operations (a job's, a client's) go through `AbortFanout`, which keeps
+ * one listener per signal instead of one per operation.
  */
 
 export interface LinkedSignal {

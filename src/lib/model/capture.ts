@@ -1,13 +1,20 @@
 /**
  * Runs an instrumented model and returns the post-GELU activation of every requested MLP
  * neuron for every token. One capturer per loaded model; instrumented sessions are cached per
- * (layers, logits) request because a pruned graph is cheaper to run.
+ * (layers, logits, hooks, GELU) request because a pruned graph is cheaper to run.
+ *
+ * `gelu` chooses the MLPs' GELU: 'model' (default) is the graph's own; 'tanh' (GPT-2's) and
+ * 'sigmoid' (x·σ(1.702x), which the activations published with Bills et al. 2023 were computed
+ * with) replace the GELU of every layer inside the graph (see instrument.ts). Replacing it only
+ * where the activations are read would not do: each layer's input depends on the GELUs of all
+ * layers below it. The post-activations are then the new GELU applied to `blocks.{L}.mlp.hook_pre`.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { mlpHookName } from './gpt2-types.ts';
 import type { LoadedModel } from './load-model.ts';
 import type { BackendName, OrtRuntime } from './ort-runtime.ts';
 import { instrumentModel } from './instrument.ts';
+import { mlpPreHookName } from './find-mlp-hooks.ts';
 import { float16ToFloat32 } from './float16.ts';
 import { EmptyTextError, OutOfRangeError, TextTooLongError } from './text-errors.ts';
 import type { Token } from './tokenizer.ts';
@@ -16,10 +23,26 @@ export interface BatchActivations {
   batch: number;
   seq: number;
   dMlp: number;
-  /** Per requested layer: [batch, seq, dMlp] row-major. */
+  /** Per requested layer: post-GELU activations, [batch, seq, dMlp] row-major. */
   layers: Map<number, Float32Array>;
+  /** Per requested layer: pre-activations (the GELU's input), when `pre` was asked for. */
+  pre?: Map<number, Float32Array>;
   /** [batch, seq, vocab] when logits were asked for. */
   logits?: Float32Array;
+}
+
+/** Where post-GELU activations come from (see the module comment). */
+export type GeluChoice = 'model' | 'tanh' | 'sigmoid';
+
+export const GELU_CHOICES: readonly GeluChoice[] = ['model', 'tanh', 'sigmoid'];
+
+export interface RunTokensOptions {
+  layers?: number[];
+  logits?: boolean;
+  /** Default 'model'. */
+  gelu?: GeluChoice;
+  /** Also return the pre-activations (default false). */
+  pre?: boolean;
 }
 
 export interface NeuronRef {
@@ -80,12 +103,12 @@ export class ActivationCapturer {
     }
   }
 
-  private prepare(layers: number[], logits: boolean): Promise<PreparedSession> {
-    const key = `${layers.join(',')}|${logits}`;
+  private prepare(layers: number[], logits: boolean, hooks: SessionHooks = { pre: false, gelu: 'model' }): Promise<PreparedSession> {
+    const key = `${layers.join(',')}|${logits}|${hooks.pre ? 'pre' : ''}|${hooks.gelu}`;
     let prepared = this.sessions.get(key);
     if (!prepared) {
       prepared = (async () => {
-        const instrumented = instrumentModel(this.model.onnxBytes, { layers, logits, dModel: this.model.config.dModel });
+        const instrumented = instrumentModel(this.model.onnxBytes, { layers, logits, dModel: this.model.config.dModel, ...hooks });
         const { session, backend } = await this.runtime.createSession(instrumented.bytes, { externalData: this.model.externalData });
         this.backend = backend;
         return { session, backend, inputs: instrumented.inputs };
@@ -103,30 +126,33 @@ export class ActivationCapturer {
   }
 
   /** Creates the session for a request ahead of time (so load time is separate from run time). */
-  async warmUp(layers?: number[], logits = false): Promise<BackendName> {
-    return (await this.prepare(this.resolveLayers(layers), logits)).backend;
+  async warmUp(layers?: number[], logits = false, options: { gelu?: GeluChoice; pre?: boolean } = {}): Promise<BackendName> {
+    return (await this.prepare(this.resolveLayers(layers), logits, hooksFor(options))).backend;
   }
 
   /**
    * Runs equal-length token sequences as one batch. Rows shorter than the longest are padded on
    * the right and masked, so each row's activations are those of the row alone.
    */
-  async runTokens(batchIds: number[][], options: { layers?: number[]; logits?: boolean } = {}): Promise<BatchActivations> {
+  async runTokens(batchIds: number[][], options: RunTokensOptions = {}): Promise<BatchActivations> {
     const layers = this.resolveLayers(options.layers);
     const logits = options.logits ?? false;
+    const hooks = hooksFor(options);
     if (batchIds.length === 0 || batchIds.some((r) => r.length === 0)) throw new EmptyTextError();
     const seq = Math.max(...batchIds.map((r) => r.length));
     if (seq > this.model.config.nCtx) throw new TextTooLongError(seq, this.model.config.nCtx);
     const batch = batchIds.length;
-    const prepared = await this.prepare(layers, logits);
+    const prepared = await this.prepare(layers, logits, hooks);
     const feeds = this.buildFeeds(prepared, batchIds, seq);
     const results = await prepared.session.run(feeds);
     const out: BatchActivations = { batch, seq, dMlp: this.dMlp, layers: new Map() };
-    for (const layer of layers) {
-      const tensor = results[mlpHookName(layer)];
-      if (!tensor) throw new Error(`the model returned no ${mlpHookName(layer)} output`);
-      out.layers.set(layer, toFloat32(tensor));
-    }
+    const output = (name: string) => {
+      const tensor = results[name];
+      if (!tensor) throw new Error(`the model returned no ${name} output`);
+      return toFloat32(tensor);
+    };
+    for (const layer of layers) out.layers.set(layer, output(mlpHookName(layer)));
+    if (hooks.pre) out.pre = new Map(layers.map((layer) => [layer, output(mlpPreHookName(layer))]));
     if (logits) {
       const name = this.model.info.logitsOutput ?? 'logits';
       if (results[name]) out.logits = toFloat32(results[name]);
@@ -182,7 +208,7 @@ export class ActivationCapturer {
    */
   async captureText(
     text: string,
-    options: { layers?: number[]; neurons?: NeuronRef[]; windowed?: boolean; windowSize?: number } = {},
+    options: { layers?: number[]; neurons?: NeuronRef[]; windowed?: boolean; windowSize?: number; gelu?: GeluChoice } = {},
   ): Promise<TextCapture> {
     const tokens = this.tokenize(text);
     const nCtx = this.model.config.nCtx;
@@ -197,7 +223,7 @@ export class ActivationCapturer {
     for (let i = 0; i < ids.length; i += windowSize) windows.push(ids.slice(i, i + windowSize));
     const rowsByLayer = new Map<number, Float32Array[]>(layers.map((l) => [l, []]));
     for (const window of windows) {
-      const result = await this.runTokens([window], { layers });
+      const result = await this.runTokens([window], { layers, gelu: options.gelu });
       for (const layer of layers) {
         const all = result.layers.get(layer)!;
         const rows = rowsByLayer.get(layer)!;
@@ -224,6 +250,17 @@ export class ActivationCapturer {
     this.sessions.clear();
     await Promise.all(all.map((p) => p.then((s) => s.session.release?.()).catch(() => {})));
   }
+}
+
+interface SessionHooks {
+  pre: boolean;
+  gelu: GeluChoice;
+}
+
+function hooksFor(options: { gelu?: GeluChoice; pre?: boolean }): SessionHooks {
+  const gelu = options.gelu ?? 'model';
+  if (!GELU_CHOICES.includes(gelu)) throw new RangeError(`gelu must be one of ${GELU_CHOICES.join(', ')}, not "${String(gelu)}"`);
+  return { pre: options.pre === true, gelu };
 }
 
 function toFloat32(tensor: Tensor): Float32Array {

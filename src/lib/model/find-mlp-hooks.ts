@@ -5,6 +5,11 @@
  * A block's MLP is: up-projection [d_model, d_mlp] → pointwise GELU → down-projection
  * [d_mlp, d_model]. We look for the down-projection (MatMul, Gemm, MatMulInteger, MatMulNBits)
  * and take the tensor it reads, looking through reshapes, casts and dynamic quantisation.
+ *
+ * The pre-activation (the GELU's input: the up-projection's output including its bias) is found
+ * by walking forward from the up-projection while each tensor has a single reader on the way to
+ * the activation: bias adds, dequantisation scales, casts and reshapes read it once, whereas any
+ * decomposed GELU reads its input at least twice (x · Φ(x)), and a fused GELU op ends the walk.
  */
 import { mlpHookName } from './gpt2-types.ts';
 import { ModelFormatError, NoMlpFoundError } from './model-errors.ts';
@@ -34,6 +39,27 @@ export interface MlpHook {
   dModel: number;
   dtype: HookDtype;
   downProjection: { nodeName: string; opType: string };
+  /** The GELU's input, when the structure between the projections shows where it is. */
+  pre?: PreActivation;
+}
+
+/** Where the MLP pre-activation (up-projection output incl. bias, i.e. the GELU's input) lives. */
+export interface PreActivation {
+  /** Stable TransformerLens-style name, `blocks.{layer}.mlp.hook_pre`. */
+  hookName: string;
+  /** Name of the tensor inside this particular graph. */
+  tensorName: string;
+  /**
+   * A bias a fused GELU op (FastGelu, BiasGelu) adds internally: the pre-activation is then
+   * tensorName + bias, a tensor the graph does not hold.
+   */
+  bias?: string;
+  dtype: HookDtype;
+}
+
+/** TransformerLens name of layer's MLP pre-activation (the GELU's input). */
+export function mlpPreHookName(layer: number): string {
+  return `blocks.${layer}.mlp.hook_pre`;
 }
 
 export interface FindMlpHooksOptions {
@@ -116,15 +142,18 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
     projection: Projection;
     activation: string;
     confirmed: boolean;
+    pre?: Omit<PreActivation, 'hookName'>;
   }
   const candidates: Candidate[] = [];
   for (const projection of projections) {
     if (dModel !== undefined && projection.n !== dModel) continue;
     const activation = activationBehind(index, projection.dataInput);
-    const up = upProjectionBehind(index, activation, constMemo);
+    const behind = upProjectionBehind(index, activation, constMemo);
+    const up = behind?.projection;
     // The up-projection must be the transpose-shaped partner: [d_model, d_mlp] vs [d_mlp, d_model].
     const confirmed = up !== undefined && up.k === projection.n && up.n === projection.k;
-    candidates.push({ projection, activation, confirmed });
+    const pre = confirmed ? preActivationBetween(index, behind!, activation, constMemo) : undefined;
+    candidates.push({ projection, activation, confirmed, ...(pre ? { pre } : {}) });
   }
 
   let chosen = candidates.filter((c) => c.confirmed);
@@ -139,7 +168,7 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
   chosen = chosen.filter((c) => !seen.has(c.activation) && seen.add(c.activation));
   chosen.sort((a, b) => index.position.get(a.projection.node)! - index.position.get(b.projection.node)!);
 
-  return chosen.map(({ projection, activation }, layer) => ({
+  return chosen.map(({ projection, activation, pre }, layer) => ({
     layer,
     hookName: mlpHookName(layer),
     tensorName: activation,
@@ -147,6 +176,7 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
     dModel: projection.n,
     dtype: hookDtype(index, activation),
     downProjection: { nodeName: projection.node.name ?? '', opType: projection.node.opType ?? '' },
+    ...(pre ? { pre: { hookName: mlpPreHookName(layer), ...pre } } : {}),
   }));
 }
 
@@ -216,12 +246,20 @@ function activationBehind(index: GraphIndex, name: string): string {
   return current;
 }
 
+/** The up-projection behind an activation and the tensors on the way (its `region`). */
+interface UpProjectionWalk {
+  projection: Projection;
+  /** Every non-constant tensor the walk from the activation passed, the activation included. */
+  region: Set<string>;
+}
+
 /**
  * The projection the activation is a pointwise function of (through bias adds, dequantisation
  * scales and the GELU), or undefined if it depends on anything else (layer norms, attention...).
  */
-function upProjectionBehind(index: GraphIndex, activation: string, constMemo: Map<string, boolean>): Projection | undefined {
+function upProjectionBehind(index: GraphIndex, activation: string, constMemo: Map<string, boolean>): UpProjectionWalk | undefined {
   const visited = new Set<string>();
+  const region = new Set<string>();
   const stack = [activation];
   let source: Projection | undefined;
   while (stack.length > 0) {
@@ -230,6 +268,7 @@ function upProjectionBehind(index: GraphIndex, activation: string, constMemo: Ma
     visited.add(name);
     if (visited.size > GELU_WALK_LIMIT) return undefined;
     if (isConstantTensor(index, name, constMemo)) continue;
+    region.add(name);
     const p = index.producers.get(name);
     if (!p) return undefined; // a graph input
     const { node, outputIndex } = p;
@@ -250,7 +289,50 @@ function upProjectionBehind(index: GraphIndex, activation: string, constMemo: Ma
       return undefined;
     }
   }
-  return source;
+  return source ? { projection: source, region } : undefined;
+}
+
+/** Ops after the up-projection that keep its values' meaning when read once (bias, scales, layout). */
+const PRE_ACTIVATION_STEP_OPS = new Set(['Add', 'Sub', 'Mul', 'Div', 'Cast', 'Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
+/** Fused GELU ops whose optional second input is a bias added before the GELU. */
+const FUSED_GELU_WITH_BIAS = new Set(['FastGelu', 'BiasGelu']);
+
+/**
+ * The GELU's input: walking forward from the up-projection's output while the tensor has exactly
+ * one reader inside the MLP (see the module comment). Undefined when the walk reaches the
+ * activation itself (no GELU found) or the tensor is not float.
+ */
+function preActivationBetween(
+  index: GraphIndex,
+  walk: UpProjectionWalk,
+  activation: string,
+  constMemo: Map<string, boolean>,
+): Omit<PreActivation, 'hookName'> | undefined {
+  let current = walk.projection.node.output?.[0];
+  let bias: string | undefined;
+  for (let steps = 0; current && steps < GELU_WALK_LIMIT; steps++) {
+    if (current === activation) return undefined;
+    const readers = (index.consumers.get(current) ?? []).filter((n) => (n.output ?? []).some((o) => walk.region.has(o)));
+    if (readers.length !== 1) break;
+    const reader = readers[0];
+    const op = reader.opType ?? '';
+    const inputs = reader.input ?? [];
+    if (FUSED_GELU_WITH_BIAS.has(op)) {
+      const other = inputs[0] === current ? inputs[1] : inputs[0];
+      if (other && isConstantTensor(index, other, constMemo)) bias = other;
+      break;
+    }
+    if (!PRE_ACTIVATION_STEP_OPS.has(op)) break;
+    // Layout ops read their data from input 0 only; the others are shapes or axes.
+    if (DATA_INPUT_ZERO_OPS.has(op) && inputs[0] !== current) break;
+    if (reader.output?.[0] === activation) break;
+    current = reader.output?.[0];
+  }
+  if (!current || current === activation) return undefined;
+  const type = tensorElemType(index, current);
+  if (type !== DataType.FLOAT && type !== DataType.FLOAT16) return undefined;
+  return { tensorName: current, ...(bias ? { bias } : {}), dtype: type === DataType.FLOAT ? 'float32' : 'float16' };
 }
 
 function hookDtype(index: GraphIndex, activation: string): HookDtype {

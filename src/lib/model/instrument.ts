@@ -91,15 +91,34 @@ export interface InstrumentOptions extends InspectOptions {
   layers?: number[];
   /** Also output the logits (default false: the LM head is pruned away). */
   logits?: boolean;
+  /** Output the post-GELU activations `blocks.{L}.mlp.hook_post` (default true). */
+  post?: boolean;
+  /**
+   * Also output the MLP pre-activations (the GELU's input) as `blocks.{L}.mlp.hook_pre`
+   * (default false). Throws ModelFormatError when the graph does not show where they are.
+   */
+  pre?: boolean;
+  /**
+   * Replace every MLP's GELU by this one, so the whole forward pass (not only the exposed
+   * activations: later layers read earlier layers' MLP outputs) runs with it. 'model' (default)
+   * keeps the graph's own. 'tanh' is GPT-2's GELU; 'sigmoid' is x·σ(1.702x), the approximation
+   * the activations published with Bills et al. (2023) were computed with.
+   */
+  gelu?: 'model' | GeluVariant;
 }
+
+export type GeluVariant = 'tanh' | 'sigmoid';
 
 export interface InstrumentedModel {
   bytes: Uint8Array;
-  /** The requested hooks, by layer; each is an output named `hook.hookName`. */
+  /** The requested layers' hooks, by layer; each is an output named `hook.hookName` unless `post: false`. */
   hooks: MlpHook[];
   /** Inputs the pruned model still needs (e.g. past_key_values of the kept layers). */
   inputs: TensorSpec[];
-  /** Output names in order: hook names by layer, then the logits output if asked for. */
+  /**
+   * Output names in order: post-activation hook names by layer, then pre-activation hook names
+   * by layer (with `pre`), then the logits output if asked for.
+   */
   outputs: string[];
   info: ModelInfo;
   nodeCount: { before: number; after: number };
@@ -121,23 +140,46 @@ export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = 
   const graph = model.graph!;
 
   const layers = selectLayers(options.layers, info.nLayer);
-  if (layers.length === 0 && !options.logits) {
-    throw new RangeError('nothing to compute: ask for at least one layer, or for the logits');
+  const post = options.post ?? true;
+  const pre = options.pre ?? false;
+  if ((layers.length === 0 || (!post && !pre)) && !options.logits) {
+    throw new RangeError('nothing to compute: ask for at least one layer (post- or pre-activations), or for the logits');
+  }
+  const geluChoice = options.gelu ?? 'model';
+  if (geluChoice !== 'model' && geluChoice !== 'tanh' && geluChoice !== 'sigmoid') {
+    throw new RangeError(`gelu must be 'model', 'tanh' or 'sigmoid', not ${JSON.stringify(geluChoice)}`);
+  }
+  const needPre = (hook: MlpHook): NonNullable<MlpHook['pre']> => {
+    if (hook.pre) return hook.pre;
+    throw new ModelFormatError(
+      `cannot ${pre ? 'expose' : 'replace the GELU of'} layer ${hook.layer}'s MLP${pre ? ' pre-activation' : ''}: the ops between its up-projection and the GELU do not show where the GELU's input is`,
+    );
+  };
+  // With a replaced GELU, the exposed post-activation is the new GELU's output, and the
+  // pre-activations already carry their hook names.
+  let replaced: GeluReplacement = { activations: new Map(), named: new Set() };
+  if (geluChoice !== 'model') {
+    replaced = replaceGelus(graph, index, info.hooks.map((h) => ({ hook: h, pre: needPre(h) })), geluChoice);
   }
   const hooks = layers.map((l) => info.hooks[l]);
 
   const newNodes: NodeProto[] = [];
   const outputs: ValueInfoProto[] = [];
-  for (const hook of hooks) {
+  const expose = (exposed: ExposedTensor, dtype: MlpHook['dtype']) => {
     outputs.push(
       onnx.ValueInfoProto.create({
-        name: hook.hookName,
-        type: { tensorType: { elemType: hook.dtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT } },
+        name: exposed.hookName,
+        type: { tensorType: { elemType: dtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT } },
       }),
     );
-    const alias = hookAliasNode(index, hook);
+    if (replaced.named.has(exposed.hookName)) return;
+    const alias = hookAliasNode(index, exposed);
     if (alias) newNodes.push(alias);
+  };
+  if (post) {
+    for (const hook of hooks) expose({ ...hook, tensorName: replaced.activations.get(hook.layer) ?? hook.tensorName, what: 'MLP activation' }, hook.dtype);
   }
+  if (pre) for (const hook of hooks) expose({ layer: hook.layer, what: 'MLP pre-activation', ...needPre(hook) }, needPre(hook).dtype);
   if (options.logits) {
     if (!info.logitsOutput) {
       throw new ModelFormatError('logits were requested, but no output of this model looks like next-token logits');
@@ -218,28 +260,140 @@ function selectLayers(layers: number[] | undefined, nLayer: number): number[] {
   return [...new Set(layers)].sort((a, b) => a - b);
 }
 
+/** A tensor to expose under a stable name; with `bias`, the exposed value is tensorName + bias. */
+interface ExposedTensor {
+  layer: number;
+  hookName: string;
+  tensorName: string;
+  bias?: string;
+  /** For messages: "MLP activation", "MLP pre-activation". */
+  what: string;
+}
+
 /**
- * An Identity node exposing the activation under its stable hook name, or undefined when the
- * tensor already has that name or an identical alias exists (re-instrumenting a model).
+ * A node exposing the tensor under its stable hook name (Identity, or Add for a bias a fused op
+ * would add), or undefined when the tensor already has that name or an identical alias exists
+ * (re-instrumenting a model).
  */
-function hookAliasNode(index: GraphIndex, hook: MlpHook): NodeProto | undefined {
-  if (hook.tensorName === hook.hookName) return undefined;
+function hookAliasNode(index: GraphIndex, hook: ExposedTensor): NodeProto | undefined {
+  if (hook.tensorName === hook.hookName && !hook.bias) return undefined;
+  const opType = hook.bias ? 'Add' : 'Identity';
+  const input = hook.bias ? [hook.tensorName, hook.bias] : [hook.tensorName];
   const taken = index.producers.get(hook.hookName);
   if (taken) {
-    if (taken.node.opType === 'Identity' && taken.node.input?.[0] === hook.tensorName) return undefined;
+    const same = taken.node.opType === opType && input.every((name, i) => taken.node.input?.[i] === name);
+    if (same) return undefined;
     throw new ModelFormatError(
-      `cannot expose layer ${hook.layer}'s MLP activation as "${hook.hookName}": the model already has another tensor with that name`,
+      `cannot expose layer ${hook.layer}'s ${hook.what} as "${hook.hookName}": the model already has another tensor with that name`,
     );
   }
   if (index.initializers.has(hook.hookName) || index.graphInputs.has(hook.hookName)) {
     throw new ModelFormatError(`cannot expose "${hook.hookName}": the model already has an input or weight with that name`);
   }
-  return onnx.NodeProto.create({
-    name: `neurolens/${hook.hookName}`,
-    opType: 'Identity',
-    input: [hook.tensorName],
-    output: [hook.hookName],
-  });
+  return onnx.NodeProto.create({ name: `neurolens/${hook.hookName}`, opType, input, output: [hook.hookName] });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replacing the GELU
+
+interface GeluReplacement {
+  /** The new activation tensor of each layer. */
+  activations: Map<number, string>;
+  /** Hook names the replacement gave to tensors (the pre-activations). */
+  named: Set<string>;
+}
+
+/**
+ * Rewires every listed MLP to a GELU built here from its pre-activation: the pre-activation gets
+ * its hook name (an alias node, or an Add for a bias a fused GELU would add), the new GELU reads
+ * it, and every reader of the old activation reads the new one instead (the old GELU is then
+ * pruned). New nodes go right after the pre-activation's producer, keeping the node list in
+ * topological order. Float16 pre-activations are computed in float32 and cast back. Mutates `graph`.
+ */
+function replaceGelus(
+  graph: GraphProto,
+  index: GraphIndex,
+  mlps: { hook: MlpHook; pre: NonNullable<MlpHook['pre']> }[],
+  variant: GeluVariant,
+): GeluReplacement {
+  const taken = new Set<string>([
+    ...index.producers.keys(),
+    ...index.initializers.keys(),
+    ...index.graphInputs.keys(),
+  ]);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return name;
+  };
+  const constants = new Map<number, string>();
+  const constant = (value: number): string => {
+    let name = constants.get(value);
+    if (!name) {
+      name = fresh(`neurolens/gelu/const_${value}`);
+      constants.set(value, name);
+      graph.initializer = [...(graph.initializer ?? []), onnx.TensorProto.create({ name, dataType: DataType.FLOAT, dims: [], floatData: [value] })];
+    }
+    return name;
+  };
+
+  const inserted = new Map<string, NodeProto[]>(); // after the producer of this tensor
+  const rewire = new Map<string, string>(); // old activation → new activation
+  const result: GeluReplacement = { activations: new Map(), named: new Set() };
+  for (const { hook, pre } of mlps) {
+    const scope = `neurolens/${hook.hookName.replace(/\.hook_post$/, '')}/gelu_${variant}`;
+    const nodes: NodeProto[] = [];
+    let nodeCount = 0;
+    const op = (opType: string, input: string[], attribute: NodeProto['attribute'] = []): string => {
+      const output = fresh(`${scope}/${opType}_${nodeCount++}`);
+      nodes.push(onnx.NodeProto.create({ name: output, opType, input, output: [output], attribute }));
+      return output;
+    };
+    let x: string;
+    if (pre.tensorName === pre.hookName && !pre.bias) x = pre.tensorName;
+    else {
+      const alias = hookAliasNode(index, { layer: hook.layer, hookName: pre.hookName, tensorName: pre.tensorName, bias: pre.bias, what: 'MLP pre-activation' });
+      if (alias) {
+        nodes.push(alias);
+        taken.add(pre.hookName);
+      }
+      result.named.add(pre.hookName);
+      x = pre.hookName;
+    }
+    const half = pre.dtype === 'float16';
+    if (half) x = op('Cast', [x], [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT }]);
+    let y: string;
+    if (variant === 'sigmoid') {
+      y = op('Mul', [x, op('Sigmoid', [op('Mul', [x, constant(1.702)])])]);
+    } else {
+      const cube = op('Mul', [op('Mul', [x, x]), x]);
+      const inner = op('Add', [x, op('Mul', [cube, constant(0.044715)])]);
+      const t = op('Tanh', [op('Mul', [inner, constant(Math.sqrt(2 / Math.PI))])]);
+      y = op('Mul', [op('Mul', [x, constant(0.5)]), op('Add', [t, constant(1)])]);
+    }
+    if (half) y = op('Cast', [y], [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT16 }]);
+    inserted.set(pre.tensorName, [...(inserted.get(pre.tensorName) ?? []), ...nodes]);
+    rewire.set(hook.tensorName, y);
+    result.activations.set(hook.layer, y);
+  }
+
+  const nodes: NodeProto[] = [];
+  const pending = new Map(inserted);
+  for (const node of graph.node ?? []) {
+    node.input = (node.input ?? []).map((n) => rewire.get(n) ?? n);
+    nodes.push(node);
+    for (const o of node.output ?? []) {
+      const after = pending.get(o);
+      if (after) {
+        nodes.push(...after);
+        pending.delete(o);
+      }
+    }
+  }
+  if (pending.size > 0) throw new ModelFormatError(`internal: no producer for the pre-activation ${[...pending.keys()].join(', ')}`);
+  graph.node = nodes;
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------

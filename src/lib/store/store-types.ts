@@ -1,0 +1,159 @@
+/**
+ * What the Neurolens store keeps, as the application sees it (scan metadata, probes, mean-token
+ * tables) and as rows of the IndexedDB object stores (see db.ts for the schema).
+ */
+import type { NeuronSimulationResults, ScoredExplanation } from '../explain/explanation-types.ts';
+import type { ExplanationScores } from '../explain/pipeline.ts';
+import type { ChatResponse } from '../llm/types.ts';
+import type { CompactNeuronRecord } from './compact-record.ts';
+
+export type ScanStatus = 'running' | 'paused' | 'done' | 'failed' | 'imported';
+export const SCAN_STATUSES: readonly ScanStatus[] = ['running', 'paused', 'done', 'failed', 'imported'];
+
+/** The model a scan ran on: a label to show and the shapes that matter to the data. */
+export interface ScanModelInfo {
+  label: string;
+  nLayer?: number;
+  dModel?: number;
+  dMlp?: number;
+  nCtx?: number;
+  vocabSize?: number;
+}
+
+export interface ScanCorpusInfo {
+  name: string;
+  /** Identifies the exact excerpts (e.g. scan.ts' checkpoint fingerprint); '' when unknown. */
+  fingerprint: string;
+}
+
+export interface ScanMeta {
+  id: string;
+  name: string;
+  model: ScanModelInfo;
+  corpus: ScanCorpusInfo;
+  layers: number[];
+  topK: number;
+  seed: number;
+  /** Excerpts the scan covers (or will cover when done). */
+  excerptCount: number;
+  status: ScanStatus;
+  /** Fraction done, 0 to 1. */
+  progress: number;
+  /** Why a 'failed' scan failed. */
+  error?: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  updatedAt: number;
+  /** Approximate bytes of the rows stored for this scan, the scan's own row aside (see approximate-size.ts). */
+  bytes: number;
+}
+
+/** What createScan needs; the store fills in the id (unless given), times, status, progress and bytes. */
+export type ScanInit = Omit<ScanMeta, 'id' | 'createdAt' | 'updatedAt' | 'bytes' | 'status' | 'progress'> & {
+  id?: string;
+  status?: ScanStatus;
+  progress?: number;
+};
+
+/** Fields updateScan may change. */
+export type ScanPatch = Partial<
+  Pick<ScanMeta, 'name' | 'status' | 'progress' | 'error' | 'excerptCount' | 'layers' | 'topK' | 'seed' | 'model' | 'corpus'>
+>;
+
+export interface NeuronKey {
+  layer: number;
+  neuron: number;
+}
+
+/** One token of a neuron's top-mean-token table (neuron-stats' MeanToken plus its text). */
+export interface MeanTokenEntry {
+  tokenId: number;
+  token?: string;
+  meanActivation: number;
+  count: number;
+}
+
+export interface MeanTokenTable extends NeuronKey {
+  tokens: MeanTokenEntry[];
+}
+
+export interface ProbeLayer {
+  layer: number;
+  /** [tokens, dMlp] row-major post-GELU activations. */
+  data: Float32Array;
+}
+
+/** A text run through the model with its captured activations, kept to look at again. */
+export interface ProbeInput {
+  /** The scan (model) it belongs to, if any; deleting the scan deletes its probes. */
+  scanId?: string;
+  text: string;
+  tokens: string[];
+  tokenIds?: number[];
+  dMlp: number;
+  layers: ProbeLayer[];
+}
+
+export interface Probe extends ProbeInput {
+  id: string;
+  createdAt: number;
+}
+
+export interface StoredExplanation extends NeuronKey {
+  explanation: string;
+  /** Position among the neuron's explanations (export order). */
+  order: number;
+  /** Where it came from: an explainer model name, 'imported', … */
+  source?: string;
+  createdAt: number;
+}
+
+// ---- rows of the object stores -------------------------------------------------------------
+
+export interface NeuronRecordRow extends CompactNeuronRecord {
+  scanId: string;
+}
+
+export interface MeanTokensRow extends MeanTokenTable {
+  scanId: string;
+}
+
+export interface CheckpointRow {
+  scanId: string;
+  fingerprint: string;
+  excerptsDone: number;
+  state: ArrayBuffer[];
+  savedAt: number;
+}
+
+export interface ExplanationRow extends StoredExplanation {
+  scanId: string;
+}
+
+/** One scored explanation in the paper's format, with the rest of its NeuronSimulationResults. */
+export interface SimulationRow extends NeuronKey {
+  scanId: string;
+  explanation: string;
+  scoredExplanation: ScoredExplanation;
+  /** The NeuronSimulationResults it came in, less `scored_explanations` (kept for a lossless export). */
+  resultsFields: Omit<NeuronSimulationResults, 'scored_explanations'>;
+}
+
+export interface ScoreRow extends NeuronKey {
+  scanId: string;
+  explanation: string;
+  scores: ExplanationScores;
+}
+
+export interface LlmCacheRow {
+  key: string;
+  response: ChatResponse;
+  storedAt: number;
+}
+
+export interface JobStepRow {
+  jobId: string;
+  key: string;
+  /** The step's value as JSON text. */
+  json: string;
+}

@@ -1,0 +1,79 @@
+/**
+ * Runs a stored scan inside the model worker: reads its inputs from the store, checkpoints into
+ * it, saves records into it. Pausing or a reload leaves a checkpoint; running the same scan id
+ * again resumes from it.
+ */
+import type { ActivationCapturer } from '../lib/model/capture.ts';
+import { buildExcerpts } from '../lib/activations/corpus.ts';
+import { runScanJob } from '../lib/activations/scan-job.ts';
+import type { NeurolensStore } from '../lib/store/neurolens-store.ts';
+import type { ScanProgressInfo, ScanSummary } from './protocol.ts';
+
+export class ScanStoppedError extends Error {
+  constructor(readonly reason: 'pause' | 'cancel') {
+    super(reason === 'pause' ? 'scan paused; progress saved' : 'scan cancelled');
+    this.name = 'ScanStoppedError';
+  }
+}
+
+export async function runStoredScan(
+  store: NeurolensStore,
+  capturer: ActivationCapturer,
+  scanId: string,
+  signal: AbortSignal,
+  onProgress: (p: ScanProgressInfo) => void,
+): Promise<ScanSummary> {
+  const scan = await store.getScan(scanId);
+  if (!scan) throw new Error(`no scan ${scanId} in this browser's storage`);
+  const inputs = scan.inputs;
+  if (!inputs) throw new Error(`scan "${scan.name}" was imported and cannot be re-run here`);
+  const model = capturer.model;
+  if (scan.model.label !== model.label || scan.model.dMlp !== model.config.dMlp) {
+    throw new Error(`scan "${scan.name}" was made with ${scan.model.label}; load that model to resume it (loaded: ${model.label})`);
+  }
+  onProgress({ phase: 'preparing', excerptsDone: 0, excerptsTotal: 0, tokensPerSecond: 0, etaSeconds: null, recordsDone: 0, recordsTotal: 0 });
+  const excerpts = buildExcerpts(inputs.documents, model.tokenizer, { maxExcerpts: inputs.maxExcerpts });
+  if (excerpts.length === 0) throw new Error('the corpus gave no excerpts: it is empty or too short');
+  await store.updateScan(scanId, { status: 'running', excerptCount: excerpts.length });
+  try {
+    const summary = await runScanJob({
+      excerpts,
+      settings: { layers: scan.layers, dMlp: model.config.dMlp, topK: scan.topK, seed: scan.seed, randomSampleSize: inputs.randomSampleSize, batchSize: inputs.batchSize, checkpointEvery: 64 },
+      source: async (batch) => (await capturer.runTokens(batch, { layers: scan.layers })).layers,
+      checkpoint: store.checkpointStoreFor(scanId),
+      signal,
+      onProgress: (p) => {
+        onProgress({
+          phase: p.phase,
+          excerptsDone: p.excerptsDone,
+          excerptsTotal: p.excerptsTotal,
+          tokensPerSecond: p.tokensPerSecond,
+          etaSeconds: p.etaSeconds,
+          recordsDone: p.recordsDone,
+          recordsTotal: p.recordsTotal,
+        });
+        const fraction = p.phase === 'scanning' ? 0.9 * (p.excerptsDone / p.excerptsTotal) : 0.9 + 0.1 * (p.recordsDone / Math.max(1, p.recordsTotal));
+        void store.updateScan(scanId, { progress: fraction }).catch(() => {});
+      },
+      saveRecords: async (records, tables) => {
+        await store.putNeuronRecords(scanId, records, { encoding: 'float16' });
+        await store.putMeanTokens(
+          scanId,
+          tables.map((t) => ({ layer: t.layer, neuron: t.neuron, tokens: t.meanTokens.map((m) => ({ ...m, token: model.tokenizer.tokenText(m.tokenId) })) })),
+        );
+      },
+    });
+    await store.updateScan(scanId, { status: 'done', progress: 1 });
+    await store.deleteCheckpoint(scanId);
+    return { scanId, ...summary };
+  } catch (err) {
+    if (signal.aborted) {
+      const reason = signal.reason instanceof ScanStoppedError ? signal.reason.reason : 'pause';
+      if (reason === 'cancel') await store.deleteScan(scanId);
+      else await store.updateScan(scanId, { status: 'paused' });
+      throw new ScanStoppedError(reason);
+    }
+    await store.updateScan(scanId, { status: 'failed', error: (err as Error).message }).catch(() => {});
+    throw err;
+  }
+}
