@@ -143,10 +143,13 @@ describe('comparing records built by the project from the toy model', () => {
         // Records hold float16-rounded activations: half a unit in the last place at most.
         expect(same.overall!.maxAbsDiff).toBeLessThanOrEqual(largest * 2 ** -11 + 1e-6);
         expect(same.overall!.correlation!).toBeGreaterThan(0.99999);
+        // The other GELU: a typical token is off by far more than rounding (its largest values
+        // can be off by less than their float16 rounding, so medians are compared).
         expect(different.overall!.medianAbsDiff).toBeGreaterThan(1e-3);
-        expect(different.overall!.maxAbsDiff).toBeGreaterThan(10 * same.overall!.maxAbsDiff);
+        expect(different.overall!.medianAbsDiff).toBeGreaterThan(100 * same.overall!.medianAbsDiff);
+        expect(different.overall!.meanAbsDiff).toBeGreaterThan(10 * same.overall!.meanAbsDiff);
         for (const excerpt of same.perExcerpt) expect(excerpt.stats!.maxAbsDiff).toBeLessThanOrEqual(same.overall!.maxAbsDiff);
-        expect(same.byList.most_positive_activation_records!.count).toBe(record.most_positive_activation_records.length * 64);
+        expect(same.byList.most_positive_activation_records!.count).toBe(record.most_positive_activation_records.reduce((n, r) => n + r.tokens.length, 0));
       }
     }
   });
@@ -178,7 +181,7 @@ describe('comparing records built by the project from the toy model', () => {
     const report = JSON.parse(json.stdout);
     const { tanh, sigmoid } = report.records[0].comparisons;
     expect(report.records[0].neuron).toEqual({ layer: 1, neuron: 222 });
-    expect(sigmoid.overall.maxAbsDiff).toBeLessThan(tanh.overall.maxAbsDiff / 10);
+    expect(sigmoid.overall.medianAbsDiff).toBeLessThan(tanh.overall.medianAbsDiff / 100);
     expect(report.overall.sigmoid).toEqual(sigmoid.overall);
 
     const table = await cli(['compare', '--record', file, '--model', 'toy-planted']);

@@ -37,8 +37,11 @@ export const BUNDLE_FORMAT = 'neurolens-scan-bundle';
 export const BUNDLE_VERSION = 1;
 export const BUNDLE_EXTENSION = '.neurolens.json.gz';
 
-/** The scan's metadata as a bundle carries it (no id: the importing store gives a new one). */
-export type BundleScan = Omit<ScanMeta, 'id' | 'bytes'>;
+/**
+ * The scan's metadata as a bundle carries it: no id (the importing store gives a new one), no
+ * byte count, and no inputs (the corpus stays on the machine that ran the scan).
+ */
+export type BundleScan = Omit<ScanMeta, 'id' | 'bytes' | 'inputs'>;
 
 export const BUNDLE_ITEM_TYPES = ['neuron_record', 'simulation_results', 'explanation', 'explanation_scores', 'mean_tokens'] as const;
 export type BundleItemType = (typeof BUNDLE_ITEM_TYPES)[number];
@@ -91,7 +94,7 @@ export function bundleItemLine(item: BundleItem): string {
 
 /** The header of a bundle of `scan` with the given item counts. */
 export function bundleHeader(scan: ScanMeta, counts: Record<BundleItemType, number>): BundleHeader {
-  const { id: _id, bytes: _bytes, ...rest } = scan;
+  const { id: _id, bytes: _bytes, inputs: _inputs, ...rest } = scan;
   return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, generator: 'neurolens', created_at: new Date().toISOString(), scan: rest, counts };
 }
 

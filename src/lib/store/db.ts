@@ -8,7 +8,8 @@
  *
  * - v1: every object store (see NeurolensSchema).
  * - v2: `scans` gets an index on `updatedAt` (recent-first listing) and a per-scan approximate
- *   byte count, `bytes`, computed for existing scans from their stored rows.
+ *   byte count, `bytes`, computed for existing scans from their stored rows; new store
+ *   `scanInputs` (scanId → corpus and settings, to re-run a scan).
  *
  * Keys: scan-scoped stores are keyed by arrays that start with the scan id ([scanId, layer,
  * neuron, …]), so everything of one scan is one key range (see `scanRange`).
@@ -24,6 +25,7 @@ import type {
   MeanTokensRow,
   NeuronRecordRow,
   Probe,
+  ScanInputsRow,
   ScanMeta,
   ScoreRow,
   SimulationRow,
@@ -38,6 +40,7 @@ type ExplanationRowKey = [string, number, number, string];
 
 export interface NeurolensSchema extends DBSchema {
   scans: { key: string; value: ScanMeta; indexes: { byUpdatedAt: number } };
+  scanInputs: { key: string; value: ScanInputsRow };
   checkpoints: { key: string; value: CheckpointRow };
   neuronRecords: { key: NeuronRowKey; value: NeuronRecordRow };
   meanTokens: { key: NeuronRowKey; value: MeanTokensRow };
@@ -91,9 +94,10 @@ const UPGRADE_STEPS: readonly UpgradeStep[] = [
   },
   {
     version: 2,
-    async upgrade(_db, tx) {
+    async upgrade(db, tx) {
       const scans = tx.objectStore('scans');
       scans.createIndex('byUpdatedAt', 'updatedAt');
+      db.createObjectStore('scanInputs', { keyPath: 'scanId' });
       // Back-fill the byte count that v2 introduces, from every row the scan owns.
       const bytes = new Map<string, number>();
       const add = (scanId: unknown, row: unknown) => {
@@ -134,6 +138,7 @@ function runUpgradeSteps(db: NeurolensDb, tx: UpgradeTransaction, oldVersion: nu
     if (pending) pending = pending.then(() => step.upgrade(db, tx));
     else pending = step.upgrade(db, tx) ?? undefined;
   }
+  tx.done.catch(() => undefined); // a failed upgrade is reported by the open request
   pending?.catch((error: unknown) => {
     console.error('Neurolens database upgrade failed:', error);
     try {

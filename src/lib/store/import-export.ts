@@ -287,16 +287,17 @@ export function bundleFileName(scan: Pick<ScanMeta, 'name'>): string {
   return `${base}.neurolens.json.gz`;
 }
 
+/** A bundle read and validated in memory, ready to write (records already compacted). */
+export interface ReadBundle {
+  header: BundleHeader;
+  contents: Required<ImportContents>;
+}
+
 /**
- * Imports a bundle as a new scan (status 'imported'). The whole bundle is read and validated
- * first (records are compacted as they are read, so memory stays near their stored size), then
- * written in one transaction. `name` overrides the bundle's scan name.
+ * Reads and validates a whole bundle without writing anything. Records are compacted as they are
+ * read, so memory stays near their stored size rather than their JSON size.
  */
-export async function importScanBundle(
-  store: NeurolensStore,
-  source: BundleSource,
-  options: { name?: string } = {},
-): Promise<ImportSummary & { header: BundleHeader }> {
+export async function readScanBundle(source: BundleSource): Promise<ReadBundle> {
   let header: BundleHeader | undefined;
   const contents: Required<ImportContents> = { records: [], simulationResults: [], explanations: [], scores: [], meanTokens: [] };
   const firstLine = new Map<string, number>();
@@ -311,7 +312,6 @@ export async function importScanBundle(
       continue;
     }
     const { item, line } = entry;
-    const v = item.value;
     switch (item.type) {
       case 'neuron_record': {
         const id = item.value.neuron_id;
@@ -337,12 +337,144 @@ export async function importScanBundle(
         once(`m:${item.value.layer}:${item.value.neuron}`, line, 'mean-token table of a neuron');
         contents.meanTokens.push(item.value);
         break;
-      default:
-        throw new BundleError(`unexpected item ${JSON.stringify(v)}`);
     }
   }
-  const { createdAt: _c, updatedAt: _u, ...scanFields } = header!.scan;
-  const newScan: ScanInit = { ...scanFields, status: 'imported', ...(options.name !== undefined ? { name: options.name } : {}) };
-  const scan = await store.writeImport({ newScan }, contents);
-  return { ...summarize(scan, contents.records, contents.simulationResults.length), header: header! };
+  return { header: header!, contents };
+}
+
+/** Writes a read bundle as a new scan (status 'imported'), in one transaction. */
+async function writeBundleScan(store: NeurolensStore, bundle: ReadBundle, name?: string): Promise<ImportSummary & { header: BundleHeader }> {
+  const { createdAt: _c, updatedAt: _u, inputs: _i, ...scanFields } = bundle.header.scan as ScanMeta;
+  const newScan: ScanInit = { ...scanFields, status: 'imported', ...(name !== undefined ? { name } : {}) };
+  const scan = await store.writeImport({ newScan }, bundle.contents);
+  return { ...summarize(scan, bundle.contents.records, bundle.contents.simulationResults.length), header: bundle.header };
+}
+
+/**
+ * Imports a bundle as a new scan (status 'imported'): read and validated whole first, then
+ * written in one transaction. `name` overrides the bundle's scan name.
+ */
+export async function importScanBundle(
+  store: NeurolensStore,
+  source: BundleSource,
+  options: { name?: string } = {},
+): Promise<ImportSummary & { header: BundleHeader }> {
+  return writeBundleScan(store, await readScanBundle(source), options.name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files, for the app's import and download buttons
+
+export interface ExportedFile {
+  name: string;
+  data: Uint8Array | string;
+  type: string;
+}
+
+/**
+ * A scan as a file to download: `bundle` (everything, see bundle-format.ts) or `records` (its
+ * NeuronRecords as JSON Lines in the paper's format).
+ */
+export async function exportScan(store: NeurolensStore, scanId: string, format: 'bundle' | 'records'): Promise<ExportedFile> {
+  const scan = await requireScan(store, scanId);
+  if (format === 'bundle') {
+    const blob = await exportScanBundle(store, scanId);
+    return { name: bundleFileName(scan), data: new Uint8Array(await blob.arrayBuffer()), type: 'application/gzip' };
+  }
+  if (format === 'records') {
+    const name = bundleFileName(scan).replace(/\.neurolens\.json\.gz$/, '.records.jsonl');
+    return { name, data: await exportNeuronRecordsJsonl(store, scanId), type: 'application/jsonl' };
+  }
+  throw new BundleError(`unknown export format ${JSON.stringify(format)} (expected "bundle" or "records")`);
+}
+
+/** A file that could not be imported; the message starts with the file's name. */
+export class FileImportError extends Error {
+  constructor(
+    readonly fileName: string,
+    readonly reason: Error,
+  ) {
+    super(`${fileName}: ${reason.message}`, { cause: reason });
+    this.name = 'FileImportError';
+  }
+}
+
+export interface FilesImportResult {
+  /** The scans created, in file order (paper files share one). */
+  imported: ImportSummary[];
+  /** One line for the user. */
+  summary: string;
+}
+
+/** True when the bytes are a bundle: gzip, or plain JSON Lines whose first line is a bundle header. */
+function looksLikeBundle(bytes: Uint8Array): boolean {
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return true;
+  const head = new TextDecoder().decode(bytes.subarray(0, 256));
+  return /^\s*\{\s*"format"\s*:\s*"neurolens-scan-bundle"/.test(head);
+}
+
+function baseName(fileName: string): string {
+  return fileName.replace(/\.(jsonl?|json\.gz|gz|txt)$/i, '').replace(/\.neurolens$/, '') || fileName;
+}
+
+/**
+ * Imports dropped files: each bundle becomes a new scan; all paper-format files (NeuronRecords
+ * and/or NeuronSimulationResults, JSON or JSON Lines, e.g. the paper's one-file-per-neuron data)
+ * become one new scan together. Every file is read and validated before anything is written, so a
+ * bad file (FileImportError naming it) leaves the store as it was. Each new scan is one transaction.
+ */
+export async function importFiles(store: NeurolensStore, files: readonly { name: string; bytes: Uint8Array }[]): Promise<FilesImportResult> {
+  if (!Array.isArray(files) || files.length === 0) throw new BundleError('no files to import');
+  const bundles: { name: string; bundle: ReadBundle }[] = [];
+  const paper: ParsedPaperFile = { records: [], results: [] };
+  const paperNames: string[] = [];
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    try {
+      if (looksLikeBundle(file.bytes)) {
+        bundles.push({ name: file.name, bundle: await readScanBundle(file.bytes) });
+        continue;
+      }
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(file.bytes);
+      } catch {
+        throw new FormatError('not UTF-8 text: expected JSON, JSON Lines or a .neurolens.json.gz bundle');
+      }
+      const parsed = parsePaperFile(text);
+      // Across files too, one document per neuron and kind.
+      for (const [kind, docs] of [['NeuronRecord', parsed.records], ['NeuronSimulationResults', parsed.results]] as const) {
+        for (const doc of docs) {
+          const key = `${kind}:${doc.neuron_id.layer_index}:${doc.neuron_id.neuron_index}`;
+          const other = seen.get(key);
+          if (other !== undefined) {
+            throw new FormatError(`a second ${kind} of layer ${doc.neuron_id.layer_index} neuron ${doc.neuron_id.neuron_index} (the first is in ${other})`);
+          }
+          seen.set(key, file.name);
+        }
+      }
+      paper.records.push(...parsed.records);
+      paper.results.push(...parsed.results);
+      paperNames.push(file.name);
+    } catch (error) {
+      if (error instanceof Error) throw new FileImportError(file.name, error);
+      throw error;
+    }
+  }
+  const imported: ImportSummary[] = [];
+  if (paperNames.length > 0) {
+    const name = paperNames.length === 1 ? baseName(paperNames[0]) : `${baseName(paperNames[0])} and ${paperNames.length - 1} more`;
+    const records = paper.records.map((r) => compactNeuronRecord(r, 'lossless'));
+    const scan = await store.writeImport({ newScan: importedScanInit({ name }, paper) }, { records, simulationResults: paper.results });
+    imported.push(summarize(scan, records, paper.results.length));
+  }
+  for (const { bundle } of bundles) imported.push(await writeBundleScan(store, bundle));
+  const records = imported.reduce((n, i) => n + i.neuronRecords, 0);
+  const results = imported.reduce((n, i) => n + i.simulationResults, 0);
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const summary =
+    `Imported ${plural(records, 'neuron record')}` +
+    (results > 0 ? ` and explanations of ${plural(results, 'neuron')}` : '') +
+    ` into ${imported.length === 1 ? `the new dataset "${imported[0].scan.name}"` : `${imported.length} new datasets`}.`;
+  return { imported, summary };
 }

@@ -18,14 +18,11 @@ import type { ExplanationScores, NeuronPipelineResult } from '../explain/pipelin
 import { normalizeChatResponse } from '../llm/chat-response.ts';
 import type { ResponseCache } from '../llm/response-cache.ts';
 import type { ChatResponse } from '../llm/types.ts';
-import type { IDBPTransaction } from 'idb';
-import { approximateBytes } from './approximate-size.ts';
 import type { ActivationEncoding, EncodingChoice } from './compact-activations.ts';
 import { type CompactNeuronRecord, compactNeuronRecord, expandNeuronRecord } from './compact-record.ts';
 import {
   DB_NAME,
   type NeurolensDb,
-  type NeurolensSchema,
   openNeurolensDb,
   type OpenOptions,
   prefixRange,
@@ -33,8 +30,9 @@ import {
   scanRange,
   type StoreName,
 } from './db.ts';
-import { checkNeuronKey, checkScanId, checkScanPatch, scanFromInit } from './scan-meta.ts';
+import { checkNeuronKey, checkScanId, checkScanInputs, checkScanPatch, scanFromInit } from './scan-meta.ts';
 import { isQuotaError, StorageFullError, StoreError } from './store-errors.ts';
+import { type AfterPutHook, WriteContext, type WriteTx } from './write-context.ts';
 import type {
   ExplanationRow,
   MeanTokenTable,
@@ -42,6 +40,7 @@ import type {
   Probe,
   ProbeInput,
   ScanInit,
+  ScanInputs,
   ScanMeta,
   ScanPatch,
   SimulationRow,
@@ -53,7 +52,7 @@ export interface NeurolensStoreOptions extends OpenOptions {
    * Fault injection for tests: called after each row a write transaction puts (`count` = rows put
    * so far in it). Throwing aborts the transaction as a real failure would.
    */
-  afterPut?: (store: StoreName, count: number) => void;
+  afterPut?: AfterPutHook;
   /** Source of the origin's usage and quota (default navigator.storage.estimate). */
   estimate?: () => Promise<{ usage?: number; quota?: number }>;
 }
@@ -78,75 +77,6 @@ export interface ImportContents {
 /** Import into an existing scan, or into a new one created in the same transaction. */
 export type ImportTarget = { scanId: string } | { newScan: ScanInit };
 
-type WriteTx = IDBPTransaction<NeurolensSchema, StoreName[], 'readwrite'>;
-type Row<N extends StoreName> = NeurolensSchema[N]['value'];
-
-/** One write transaction: puts (with the fault hook) and per-scan byte accounting. */
-class WriteContext {
-  private puts = 0;
-  /** Scans touched by this write, with their byte change. */
-  private readonly scans = new Map<string, { scan: ScanMeta; delta: number }>();
-
-  constructor(
-    readonly tx: WriteTx,
-    private readonly afterPut: NeurolensStoreOptions['afterPut'],
-  ) {}
-
-  /** Issues a put; the returned promise settles with the request (already guarded against unhandled rejection). */
-  put<N extends StoreName>(name: N, row: Row<N>): Promise<unknown> {
-    const store = this.tx.objectStore(name) as unknown as { put(row: unknown): Promise<unknown> };
-    const request = store.put(row);
-    request.catch(() => undefined);
-    this.puts++;
-    this.afterPut?.(name, this.puts);
-    return request;
-  }
-
-  /** Loads a scan for writing; fails if it does not exist. */
-  async scan(scanId: string): Promise<ScanMeta> {
-    const touched = this.scans.get(scanId);
-    if (touched) return touched.scan;
-    const scan = await this.tx.objectStore('scans').get(scanId);
-    if (!scan) throw new StoreError(`there is no scan with id ${JSON.stringify(scanId)}`);
-    this.scans.set(scanId, { scan, delta: 0 });
-    return scan;
-  }
-
-  /** A scan created in this transaction. */
-  adopt(scan: ScanMeta): void {
-    this.scans.set(scan.id, { scan, delta: 0 });
-  }
-
-  /** Records that `newRow` replaces `oldRow` (either may be absent) in one of the scan's stores. */
-  account(scanId: string, newRow: unknown, oldRow: unknown): void {
-    const touched = this.scans.get(scanId);
-    if (!touched) throw new StoreError(`internal: scan ${scanId} was not loaded for writing`);
-    touched.delta += (newRow === undefined ? 0 : approximateBytes(newRow)) - (oldRow === undefined ? 0 : approximateBytes(oldRow));
-  }
-
-  /** Puts a scan-owned row, accounting for the row it replaces. */
-  async replace<N extends StoreName>(name: N, scanId: string, row: Row<N>, key: IDBValidKey): Promise<void> {
-    const store = this.tx.objectStore(name) as unknown as { get(key: IDBValidKey): Promise<unknown> };
-    const old = await store.get(key);
-    this.account(scanId, row, old);
-    await this.put(name, row);
-  }
-
-  /** Writes the touched scans' new byte counts and update times. */
-  async finish(now: number, patches: Map<string, Partial<ScanMeta>> = new Map()): Promise<void> {
-    for (const [id, { scan, delta }] of this.scans) {
-      const updated: ScanMeta = { ...scan, ...patches.get(id), updatedAt: Math.max(now, scan.updatedAt) };
-      updated.bytes = Math.max(0, Math.round((scan.bytes ?? 0) + delta));
-      await this.put('scans', updated);
-      this.scans.set(id, { scan: updated, delta: 0 });
-    }
-  }
-
-  updatedScan(id: string): ScanMeta | undefined {
-    return this.scans.get(id)?.scan;
-  }
-}
-
 const neuronRowKey = (scanId: string, { layer, neuron }: NeuronKey): [string, number, number] => [scanId, layer, neuron];
 
 function randomId(): string {
@@ -165,6 +95,7 @@ function errorText(error: unknown): string {
 
 /** Explanations keyed by text, in order; duplicates in one neuron's list are refused. */
 function checkExplanationTexts(explanations: readonly string[], where: string): void {
+  if (!Array.isArray(explanations)) throw new StoreError(`${where} must be an array of strings`);
   const seen = new Set<string>();
   explanations.forEach((text, i) => {
     if (typeof text !== 'string') throw new StoreError(`${where}[${i}] must be a string`);
@@ -290,26 +221,40 @@ export class NeurolensStore {
 
   // ---- scans -------------------------------------------------------------------------------
 
+  /** Creates a scan; `init.inputs` (corpus and settings to run it) are stored alongside. */
   async createScan(init: ScanInit): Promise<ScanMeta> {
     const scan = scanFromInit(init, init?.id ?? randomId(), Date.now());
-    return this.write(['scans'], 'creating a scan', async (ctx) => {
-      await this.insertScan(ctx, scan);
+    if (init.inputs !== undefined) checkScanInputs(init.inputs);
+    return this.write(['scans', 'scanInputs'], 'creating a scan', async (ctx) => {
+      await this.insertScan(ctx, scan, init.inputs);
       await ctx.finish(scan.createdAt);
       return ctx.updatedScan(scan.id)!;
     });
   }
 
-  private async insertScan(ctx: WriteContext, scan: ScanMeta): Promise<void> {
+  private async insertScan(ctx: WriteContext, scan: ScanMeta, inputs: ScanInputs | undefined): Promise<void> {
     if (await ctx.tx.objectStore('scans').getKey(scan.id)) throw new StoreError(`a scan with id ${JSON.stringify(scan.id)} already exists`);
     ctx.adopt(scan);
+    if (inputs !== undefined) await ctx.replace('scanInputs', scan.id, { scanId: scan.id, inputs }, scan.id);
   }
 
+  /** A scan's metadata with its inputs (if it has any). */
   async getScan(scanId: string): Promise<ScanMeta | undefined> {
     checkScanId(scanId);
-    return this.read('reading a scan', () => this.db.get('scans', scanId));
+    const [scan, inputs] = await this.read('reading a scan', async () => {
+      const tx = this.db.transaction(['scans', 'scanInputs']);
+      return Promise.all([tx.objectStore('scans').get(scanId), tx.objectStore('scanInputs').get(scanId)]);
+    });
+    return scan && (inputs ? { ...scan, inputs: inputs.inputs } : scan);
   }
 
-  /** Every scan, most recently updated first. */
+  /** The corpus and settings a scan was created with (undefined for imported scans). */
+  async getScanInputs(scanId: string): Promise<ScanInputs | undefined> {
+    checkScanId(scanId);
+    return (await this.read('reading scan inputs', () => this.db.get('scanInputs', scanId)))?.inputs;
+  }
+
+  /** Every scan, most recently updated first (without their inputs). */
   async listScans(): Promise<ScanMeta[]> {
     return this.read('listing scans', async () => (await this.db.getAllFromIndex('scans', 'byUpdatedAt')).reverse());
   }
@@ -327,10 +272,14 @@ export class NeurolensStore {
   /** Deletes a scan and everything stored for it, in one transaction. False if there was no such scan. */
   async deleteScan(scanId: string): Promise<boolean> {
     checkScanId(scanId);
-    return this.write(['scans', 'checkpoints', 'probes', ...SCAN_KEYED_STORES], 'deleting a scan', async ({ tx }) => {
+    return this.write(['scans', 'scanInputs', 'checkpoints', 'probes', ...SCAN_KEYED_STORES], 'deleting a scan', async ({ tx }) => {
       const existed = (await tx.objectStore('scans').getKey(scanId)) !== undefined;
       const range = scanRange(scanId);
-      const deletions: Promise<unknown>[] = [tx.objectStore('scans').delete(scanId), tx.objectStore('checkpoints').delete(scanId)];
+      const deletions: Promise<unknown>[] = [
+        tx.objectStore('scans').delete(scanId),
+        tx.objectStore('scanInputs').delete(scanId),
+        tx.objectStore('checkpoints').delete(scanId),
+      ];
       for (const name of SCAN_KEYED_STORES) deletions.push(tx.objectStore(name).delete(range));
       for (const id of await tx.objectStore('probes').index('byScan').getAllKeys(scanId)) deletions.push(tx.objectStore('probes').delete(id));
       await Promise.all(deletions);
@@ -731,8 +680,10 @@ export class NeurolensStore {
   async writeImport(target: ImportTarget, contents: ImportContents): Promise<ScanMeta> {
     const now = Date.now();
     let newScan: ScanMeta | undefined;
+    const inputs = 'newScan' in target ? target.newScan.inputs : undefined;
     if ('newScan' in target) newScan = scanFromInit(target.newScan, target.newScan.id ?? randomId(), now);
     else checkScanId(target.scanId);
+    if (inputs !== undefined) checkScanInputs(inputs);
     const scanId = newScan ? newScan.id : (target as { scanId: string }).scanId;
     checkResultsList(contents.simulationResults ?? []);
     (contents.meanTokens ?? []).forEach((t, i) => checkMeanTokenTable(t, `mean-token table ${i}`));
@@ -742,10 +693,10 @@ export class NeurolensStore {
     });
     (contents.explanations ?? []).forEach((e) => checkNeuronKey(e));
     return this.write(
-      ['scans', 'neuronRecords', 'meanTokens', 'explanations', 'simulations', 'scores'],
+      ['scans', 'scanInputs', 'neuronRecords', 'meanTokens', 'explanations', 'simulations', 'scores'],
       'importing',
       async (ctx) => {
-        if (newScan) await this.insertScan(ctx, newScan);
+        if (newScan) await this.insertScan(ctx, newScan, inputs);
         else await ctx.scan(scanId);
         await this.writeRecords(ctx, scanId, contents.records ?? []);
         await this.writeMeanTokens(ctx, scanId, contents.meanTokens ?? []);

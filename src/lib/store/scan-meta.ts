@@ -1,6 +1,6 @@
 /** Checking scan metadata before it is stored (from the app, or from a bundle's header). */
 import { StoreError } from './store-errors.ts';
-import { SCAN_STATUSES, type NeuronKey, type ScanInit, type ScanMeta, type ScanPatch } from './store-types.ts';
+import { SCAN_STATUSES, type NeuronKey, type ScanInit, type ScanInputs, type ScanMeta, type ScanPatch } from './store-types.ts';
 
 type Fail = (message: string) => never;
 
@@ -54,7 +54,21 @@ function checkFields(fields: Record<string, unknown>, fail: Fail): void {
   if (has('error') && typeof fields.error !== 'string') fail('scan error must be a string');
 }
 
-/** A complete ScanMeta from what createScan was given. */
+/** Checks a scan's inputs (corpus documents and run settings). */
+export function checkScanInputs(inputs: ScanInputs, fail: Fail = defaultFail): void {
+  if (typeof inputs !== 'object' || inputs === null) return fail('scan inputs must be an object');
+  if (!Array.isArray(inputs.documents)) return fail('scan inputs.documents must be an array of {text, source}');
+  inputs.documents.forEach((d, i) => {
+    if (typeof d !== 'object' || d === null || typeof d.text !== 'string' || typeof d.source !== 'string') {
+      fail(`scan inputs.documents[${i}] must be {text, source} strings`);
+    }
+  });
+  for (const key of ['randomSampleSize', 'batchSize', 'maxExcerpts'] as const) {
+    if (inputs[key] !== undefined && !isCount(inputs[key])) fail(`scan inputs.${key} must be a non-negative integer`);
+  }
+}
+
+/** A complete ScanMeta (without inputs, which are stored apart) from what createScan was given. */
 export function scanFromInit(init: ScanInit, id: string, now: number, fail: Fail = defaultFail): ScanMeta {
   if (typeof init !== 'object' || init === null) return fail('a scan needs its metadata object');
   for (const key of ['name', 'model', 'corpus', 'layers', 'topK', 'seed', 'excerptCount'] as const) {

@@ -2,6 +2,7 @@
  * What the Neurolens store keeps, as the application sees it (scan metadata, probes, mean-token
  * tables) and as rows of the IndexedDB object stores (see db.ts for the schema).
  */
+import type { CorpusDocument } from '../activations/corpus.ts';
 import type { NeuronSimulationResults, ScoredExplanation } from '../explain/explanation-types.ts';
 import type { ExplanationScores } from '../explain/pipeline.ts';
 import type { ChatResponse } from '../llm/types.ts';
@@ -26,6 +27,18 @@ export interface ScanCorpusInfo {
   fingerprint: string;
 }
 
+/**
+ * What a scan needs to be run (or resumed) again in this browser: its corpus and run settings.
+ * Kept in its own object store (it can be megabytes) and never put in bundles; imported scans
+ * have none.
+ */
+export interface ScanInputs {
+  documents: CorpusDocument[];
+  randomSampleSize?: number;
+  batchSize?: number;
+  maxExcerpts?: number;
+}
+
 export interface ScanMeta {
   id: string;
   name: string;
@@ -46,6 +59,8 @@ export interface ScanMeta {
   updatedAt: number;
   /** Approximate bytes of the rows stored for this scan, the scan's own row aside (see approximate-size.ts). */
   bytes: number;
+  /** The scan's inputs: filled in by getScan only (listScans leaves them out; they can be large). */
+  inputs?: ScanInputs;
 }
 
 /** What createScan needs; the store fills in the id (unless given), times, status, progress and bytes. */
@@ -116,6 +131,11 @@ export interface NeuronRecordRow extends CompactNeuronRecord {
 
 export interface MeanTokensRow extends MeanTokenTable {
   scanId: string;
+}
+
+export interface ScanInputsRow {
+  scanId: string;
+  inputs: ScanInputs;
 }
 
 export interface CheckpointRow {

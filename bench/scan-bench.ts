@@ -1,0 +1,127 @@
+/**
+ * One scan measurement, run in its own process so its peak memory is its own.
+ * Usage: tsx bench/scan-bench.ts <model-dir> <scan|records> <excerpts> [batch]
+ *   scan     first the model alone on the excerpts (what a scan cannot go below), then the scan
+ *            as `neurolens scan` runs it on the same excerpts: the same activation source and
+ *            runScan over all layers (36,864 neurons for GPT-2 small), default settings. The
+ *            bookkeeping time is also timed directly: from the moment runScan asks for the next
+ *            batch (just before it digests the current one) to its progress report after it.
+ *   records  the scan of one layer, then its NeuronRecords built and serialised as the CLI does
+ * Excerpts are 64-token pieces of the default corpus (public/corpus/default.jsonl), cut as the
+ * CLI cuts them. Prints one JSON object on stdout.
+ */
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { buildExcerpts, parseCorpusFile } from '../src/lib/activations/corpus.ts';
+import { runScan } from '../src/lib/activations/scan.ts';
+import { activationSource, DEFAULT_CORPUS, writeNeuronRecords } from '../src/cli/commands/scan.ts';
+import { ActivationCapturer } from '../src/lib/model/capture.ts';
+import { dirSource } from '../src/lib/model/dir-source.node.ts';
+import { loadModel } from '../src/lib/model/load-model.ts';
+import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
+import { prepareDefaultCorpus } from '../scripts/prepare-corpus.ts';
+import { MemorySampler } from './memory-sampler.ts';
+
+const [modelDir, mode, excerptsArg, batchArg] = process.argv.slice(2);
+if (!modelDir || !['scan', 'records'].includes(mode) || !(Number(excerptsArg) > 0)) {
+  console.error('usage: tsx bench/scan-bench.ts <model-dir> <scan|records> <excerpts> [batch]');
+  process.exit(2);
+}
+const wanted = Number(excerptsArg);
+const batchSize = Number(batchArg ?? 8);
+
+const memory = new MemorySampler();
+const rssMB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
+
+if (!existsSync(DEFAULT_CORPUS)) prepareDefaultCorpus({ outFile: DEFAULT_CORPUS, log: () => {} });
+const t0 = performance.now();
+const model = await loadModel(await dirSource(modelDir));
+const capturer = new ActivationCapturer(model, await loadNodeRuntime('node'));
+const layers = capturer.resolveLayers();
+await capturer.warmUp(layers);
+const loadSeconds = (performance.now() - t0) / 1000;
+const afterLoadMB = rssMB();
+
+// Full 64-token excerpts only, so every batch has the same shape in both modes.
+const documents = parseCorpusFile('default.jsonl', readFileSync(DEFAULT_CORPUS, 'utf8'));
+const excerpts = buildExcerpts(documents, model.tokenizer).filter((e) => e.tokenIds.length === 64).slice(0, wanted);
+if (excerpts.length < wanted) throw new Error(`the default corpus has only ${excerpts.length} full 64-token excerpts`);
+const ids = excerpts.map((e) => e.tokenIds);
+const tokens = ids.length * 64;
+const source = activationSource(capturer, layers, 'model');
+await source(ids.slice(0, batchSize)); // first run plans and allocates
+
+const result: Record<string, unknown> = {
+  mode,
+  excerpts: ids.length,
+  tokens,
+  batch: batchSize,
+  neurons: layers.length * capturer.dMlp,
+  loadSeconds: +loadSeconds.toFixed(2),
+  rssAfterLoadMB: afterLoadMB,
+};
+
+if (mode === 'scan') {
+  const forwardStarted = performance.now();
+  for (let i = 0; i < ids.length; i += batchSize) await source(ids.slice(i, i + batchSize));
+  const forwardSeconds = (performance.now() - forwardStarted) / 1000;
+
+  // Bookkeeping of batch i: from runScan's call for batch i + 1 (made right before it digests
+  // batch i) to its progress report after digesting it.
+  let askedAt = 0;
+  let bookkeeping = 0;
+  const timedSource: typeof source = (batch, signal) => {
+    askedAt = performance.now();
+    return source(batch, signal);
+  };
+  let reports = 0;
+  const started = performance.now();
+  await runScan({
+    source: timedSource,
+    excerpts: ids,
+    layers,
+    dMlp: capturer.dMlp,
+    batchSize,
+    onProgress: () => {
+      // The first report comes before any batch; the last batch has no next call to time from.
+      if (reports++ > 0 && askedAt > 0) bookkeeping += performance.now() - askedAt;
+      askedAt = 0;
+    },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  Object.assign(result, {
+    forwardSeconds: +forwardSeconds.toFixed(2),
+    forwardTokensPerSecond: Math.round(tokens / forwardSeconds),
+    scanSeconds: +seconds.toFixed(2),
+    scanTokensPerSecond: Math.round(tokens / seconds),
+    overheadPercent: +((100 * (seconds - forwardSeconds)) / forwardSeconds).toFixed(1),
+    bookkeepingSeconds: +(bookkeeping / 1000).toFixed(2),
+    bookkeepingMsPerExcerpt: +(bookkeeping / ids.length).toFixed(2),
+    bookkeepingPercentOfForward: +((100 * bookkeeping) / 1000 / forwardSeconds).toFixed(1),
+    rssAfterScanMB: rssMB(),
+  });
+} else {
+  // One layer's records (3,072 for GPT-2 small), as the CLI writes them, to time the record phase.
+  const scan = await runScan({ source, excerpts: ids, layers: [layers[0]], dMlp: capturer.dMlp, batchSize });
+  const out = mkdtempSync(join(tmpdir(), 'neurolens-scan-bench-'));
+  try {
+    const started = performance.now();
+    const written = await writeNeuronRecords({ stats: scan.stats, source, excerpts, outDir: out, batchSize });
+    const seconds = (performance.now() - started) / 1000;
+    Object.assign(result, {
+      records: written.records,
+      recordPasses: written.passes,
+      excerptsRerun: written.excerptsRun,
+      recordSeconds: +seconds.toFixed(2),
+      recordsPerSecond: Math.round(written.records / seconds),
+    });
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+await capturer.dispose();
+memory.stop();
+result.peakRssMB = memory.peakMB();
+process.stdout.write(`${JSON.stringify(result)}\n`);
