@@ -394,7 +394,8 @@ export async function writeNeuronRecords(options: RecordWriterOptions): Promise<
       );
       const { layer_index: layer, neuron_index: index } = record.neuron_id;
       await writeFile(join(outDir, String(layer), `${index}.json`), `${serializeNeuronRecord(record)}\n`);
-      onProgress?.(++written, total);
+      written++;
+      onProgress?.(written, total);
     }
     first += lists.length;
     passes++;

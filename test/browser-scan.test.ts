@@ -1,0 +1,101 @@
+/**
+ * Scanning a corpus in the app (headless Chromium): progress, pause, a reload mid-scan, resume,
+ * and the resumed result equal to an uninterrupted scan; then browsing a planted neuron's record.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import type { ViteDevServer } from 'vite';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+
+const run = browserAvailable() ? describe : describe.skip;
+const ROOT = join(import.meta.dirname, '..');
+
+run('scanning in the app', () => {
+  let server: ViteDevServer;
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/gen-models.ts')], { stdio: 'ignore' });
+    execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/prepare-corpus.ts')], { stdio: 'ignore' });
+    const dev = await startDevServer();
+    server = dev.server;
+    url = dev.url;
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(url);
+    await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  // A string, so that vitest does not rewrite the dynamic imports meant for the page.
+  const exportRecords = (index: number): Promise<string> =>
+    page.evaluate(`(async () => {
+      const { NeurolensStore } = await import('/src/lib/store/neurolens-store.ts');
+      const { exportNeuronRecordsJsonl } = await import('/src/lib/store/import-export.ts');
+      const store = await NeurolensStore.open();
+      const scans = (await store.listScans()).sort((a, b) => a.createdAt - b.createdAt);
+      return exportNeuronRecordsJsonl(store, scans[${index}].id);
+    })()`);
+
+  async function startScan(maxExcerpts: number) {
+    await page.getByLabel('max excerpts').fill(String(maxExcerpts));
+    await page.getByTestId('scan-start').click();
+  }
+
+  it('runs an uninterrupted scan with progress and lists it', async () => {
+    await startScan(96);
+    await page.getByTestId('scan-progress').waitFor({ timeout: 60_000 });
+    await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 180_000 }).toMatch(/done/);
+    expect(await page.getByTestId('scan-list').innerText()).toMatch(/96/);
+  });
+
+  it('a scan paused, then reloaded mid-way and resumed, equals the uninterrupted one', async () => {
+    await startScan(96);
+    await expect.poll(async () => {
+      const text = (await page.getByTestId('scan-progress').innerText().catch(() => '')) || '';
+      const m = /(\d+) \/ 96 excerpts/.exec(text);
+      return m ? Number(m[1]) : 0;
+    }, { timeout: 120_000, intervals: [50] }).toBeGreaterThan(8);
+    await page.getByTestId('scan-pause').click();
+    await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 60_000 }).toMatch(/paused/);
+
+    // Resume, then reload the page in the middle: the checkpoint survives the reload.
+    await page.getByTestId('scan-resume').click();
+    await page.waitForTimeout(500);
+    await page.reload();
+    await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
+    await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 30_000 }).toMatch(/running|paused/);
+    await page.getByTestId('scan-resume').click();
+    await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 180_000 }).not.toMatch(/running|paused/);
+    expect(await page.getByTestId('scan-list').innerText()).not.toMatch(/failed/);
+
+    const uninterrupted = await exportRecords(0);
+    const resumed = await exportRecords(1);
+    expect(uninterrupted.split('\n').filter(Boolean).length).toBe(2 * 256);
+    expect(resumed).toBe(uninterrupted);
+  });
+
+  it('browses a planted neuron: its top excerpts hold the digits it was wired for', async () => {
+    await page.getByRole('button', { name: 'Browse' }).first().click();
+    await page.getByTestId('neuron-browser').waitFor();
+    await page.getByLabel('record layer').selectOption('0');
+    await page.getByLabel('record neuron').fill('37');
+    await expect.poll(() => page.getByTestId('record-stats').innerText(), { timeout: 30_000 }).toMatch(/max 4\.0/);
+    const firstExcerpt = await page.getByTestId('record-excerpts').locator('.excerpt').first().innerText();
+    expect(firstExcerpt).toMatch(/\d/);
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/app-scan.png', fullPage: true });
+    expect(pageErrors).toEqual([]);
+  });
+});
