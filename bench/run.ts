@@ -8,7 +8,9 @@ import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 const tsx = join(root, 'node_modules/.bin/tsx');
-const only = process.argv.slice(2);
+// `--quick`: smaller workloads (a short scan instead of a 100k-token one); other arguments pick sections.
+const quick = process.argv.includes('--quick');
+const only = process.argv.slice(2).filter((a) => a !== '--quick');
 const wanted = (name: string) => only.length === 0 || only.includes(name);
 
 function runJson(script: string, args: string[]): unknown {
@@ -27,5 +29,24 @@ const report: Record<string, unknown> = {
 };
 if (wanted('capture')) {
   report.capture = [runJson('bench/capture-bench.ts', [smallDir, 'wasm', '2']), runJson('bench/capture-bench.ts', [smallDir, 'node'])];
+}
+if (wanted('scan')) {
+  // 1,563 excerpts × 64 tokens ≈ 100k tokens: the memory target is stated for that size.
+  const excerpts = quick ? 250 : 1563;
+  const scan = runJson('bench/scan-bench.ts', [smallDir, 'scan', String(excerpts)]) as Record<string, number>;
+  const records = runJson('bench/scan-bench.ts', [smallDir, 'records', String(quick ? 100 : 200)]) as Record<string, number>;
+  report.scan = {
+    runtime: 'onnxruntime-node',
+    neurons: scan.neurons,
+    excerpts: scan.excerpts,
+    tokens: scan.tokens,
+    tokensPerSecond: scan.scanTokensPerSecond,
+    forwardOnlyTokensPerSecond: scan.forwardTokensPerSecond,
+    overheadPercent: { endToEnd: scan.overheadPercent, bookkeepingTimed: scan.bookkeepingPercentOfForward, target: 10 },
+    bookkeepingMsPerExcerpt: scan.bookkeepingMsPerExcerpt,
+    peakRssMB: { process: scan.peakRssMB, duringScan: scan.peakRssDuringScanMB, afterModelLoad: scan.rssAfterLoadMB, target: 1536 },
+    records: { neurons: records.records, excerpts: records.excerpts, seconds: records.recordSeconds, perSecond: records.recordsPerSecond, passes: records.recordPasses },
+    details: { scan, records },
+  };
 }
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

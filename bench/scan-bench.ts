@@ -10,7 +10,7 @@
  * Excerpts are 64-token pieces of the default corpus (public/corpus/default.jsonl), cut as the
  * CLI cuts them. Prints one JSON object on stdout.
  */
-import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +34,26 @@ const batchSize = Number(batchArg ?? 8);
 
 const memory = new MemorySampler();
 const rssMB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
+/** Linux's resident high-water mark, in MB (null elsewhere). */
+function highWaterMB(): number | null {
+  try {
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return hwm ? Math.round(Number(hwm[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+/** Restarts the high-water mark from the current RSS (Linux), so a phase's own peak can be read. */
+function resetHighWater(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
+let peakBeforeScanMB: number | null = null;
 if (!existsSync(DEFAULT_CORPUS)) prepareDefaultCorpus({ outFile: DEFAULT_CORPUS, log: () => {} });
 const t0 = performance.now();
 const model = await loadModel(await dirSource(modelDir));
@@ -77,6 +96,9 @@ if (mode === 'scan') {
     return source(batch, signal);
   };
   let reports = 0;
+  const beforeScanMB = rssMB();
+  peakBeforeScanMB = highWaterMB();
+  const phasePeak = resetHighWater();
   const started = performance.now();
   await runScan({
     source: timedSource,
@@ -100,6 +122,8 @@ if (mode === 'scan') {
     bookkeepingSeconds: +(bookkeeping / 1000).toFixed(2),
     bookkeepingMsPerExcerpt: +(bookkeeping / ids.length).toFixed(2),
     bookkeepingPercentOfForward: +((100 * bookkeeping) / 1000 / forwardSeconds).toFixed(1),
+    rssBeforeScanMB: beforeScanMB,
+    peakRssDuringScanMB: phasePeak ? highWaterMB() : null,
     rssAfterScanMB: rssMB(),
   });
 } else {
@@ -123,5 +147,6 @@ if (mode === 'scan') {
 }
 await capturer.dispose();
 memory.stop();
-result.peakRssMB = memory.peakMB();
+// The whole process, model loading included (the high-water mark may have been reset for the scan).
+result.peakRssMB = Math.max(memory.peakMB(), peakBeforeScanMB ?? 0);
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -9,6 +9,9 @@ import type { ViteDevServer } from 'vite';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { startFakeOpenAiServer } from './helpers/fake-openai-server.ts';
+import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
+import { plantedNeurons } from '../scripts/toy/planted-model.ts';
 
 const run = browserAvailable() ? describe : describe.skip;
 const ROOT = join(import.meta.dirname, '..');
@@ -66,7 +69,7 @@ run('scanning in the app', () => {
       const text = (await page.getByTestId('scan-progress').innerText().catch(() => '')) || '';
       const m = /(\d+) \/ 96 excerpts/.exec(text);
       return m ? Number(m[1]) : 0;
-    }, { timeout: 120_000, intervals: [50] }).toBeGreaterThan(8);
+    }, { timeout: 120_000, interval: 50 }).toBeGreaterThan(8);
     await page.getByTestId('scan-pause').click();
     await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 60_000 }).toMatch(/paused/);
 
@@ -94,8 +97,33 @@ run('scanning in the app', () => {
     await expect.poll(() => page.getByTestId('record-stats').innerText(), { timeout: 30_000 }).toMatch(/max 4\.0/);
     const firstExcerpt = await page.getByTestId('record-excerpts').locator('.excerpt').first().innerText();
     expect(firstExcerpt).toMatch(/\d/);
-    mkdirSync('test-results', { recursive: true });
-    await page.screenshot({ path: 'test-results/app-scan.png', fullPage: true });
-    expect(pageErrors).toEqual([]);
+  });
+
+  it('explains and scores the browsed neuron with an OpenAI-compatible endpoint, keeping results', async () => {
+    const llm = await startFakeOpenAiServer(plantedNeuronLlm({ planted: plantedNeurons() }));
+    try {
+      await page.getByLabel('llm endpoint').fill(`${llm.baseUrl}`);
+      await page.getByLabel('llm model').fill('fake-model');
+      await page.getByLabel('api key').fill('sk-test-key');
+      await page.getByTestId('explain').click();
+      await expect.poll(() => page.getByTestId('explanations').innerText().catch(() => ''), { timeout: 60_000 }).toMatch(/digits/);
+      const row = await page.getByTestId('explanations').locator('tbody tr').first().locator('td').allInnerTexts();
+      expect(Number(row[1])).toBeGreaterThan(0.9);
+      expect(llm.chatRequests.length).toBeGreaterThan(5);
+      for (const r of llm.chatRequests) expect(r.headers.authorization).toBe('Bearer sk-test-key');
+      // Not remembered unless asked.
+      expect(await page.evaluate(() => JSON.stringify(localStorage))).not.toContain('sk-test-key');
+
+      // A second run is answered from the browser's response cache: nothing more is sent.
+      const sent = llm.chatRequests.length;
+      await page.getByTestId('explain').click();
+      await expect.poll(() => page.getByText(/from cache/).innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/\(\d+ from cache\)/);
+      expect(llm.chatRequests.length).toBe(sent);
+      mkdirSync('test-results', { recursive: true });
+      await page.screenshot({ path: 'test-results/app-scan.png', fullPage: true });
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await llm.close();
+    }
   });
 });

@@ -19,6 +19,7 @@ import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
 import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
 import { ensureModels } from '../scripts/gen-models.ts';
+import { recordJson } from '../src/cli/commands/scan.ts';
 
 const BIN = join(import.meta.dirname, '../bin/neurolens.mjs');
 const TOY = join(import.meta.dirname, '../public/models/toy-planted');
@@ -180,6 +181,14 @@ describe('neurolens scan', () => {
     } finally {
       await capturer.dispose();
     }
+  });
+
+  it('writes records exactly as the formats module does, −0 included', () => {
+    const record = parseNeuronRecord(readFileSync(join(reference, '1/91.json'), 'utf8'));
+    expect(recordJson(record)).toBe(serializeNeuronRecord(record));
+    record.random_sample[0].activations[3] = -0;
+    expect(recordJson(record)).toBe(serializeNeuronRecord(record));
+    expect(recordJson(record)).toContain('-0.0');
   });
 
   it('after a crash and then Ctrl-C, --resume finishes with the same output as an uninterrupted run', async () => {

@@ -10,11 +10,10 @@
  *   .checkpoint               the scan state while unfinished; --resume continues from it
  *
  * Records need the activations of sampled excerpts the statistics do not keep (neuron-stats.ts):
- * they are recomputed in as few passes over those excerpts as a fixed memory budget allows,
- * every pass running each needed excerpt once for all neurons of the pass (a per-neuron pass
- * would run the model once per few neurons).
+ * they are recomputed in one pass that runs each needed excerpt once for all neurons (see
+ * writeNeuronRecords).
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { access, open, readFile, rename, rm, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -58,9 +57,6 @@ export const DEFAULT_CORPUS = join(PROJECT_ROOT, 'public/corpus/default.jsonl');
 export const CHECKPOINT_FILE = '.checkpoint';
 export const SCAN_METADATA_FILE = 'scan.json';
 export const MEAN_TOKENS_FILE = 'top-mean-tokens.jsonl';
-
-/** Memory for recomputed sample activations per pass of the record phase (float32 values). */
-const RECORD_ROWS_BUDGET_BYTES = 192 * 2 ** 20;
 
 export interface ScanCommandOptions {
   model: string;
@@ -317,90 +313,123 @@ export interface RecordWriterOptions {
   batchSize: number;
   signal?: AbortSignal;
   onProgress?: (written: number, total: number) => void;
-  /** Bytes of recomputed activations held at once (default 192 MiB). */
-  rowsBudgetBytes?: number;
 }
 
+export const RECORD_ROWS_FILE = '.record-rows';
+
 /**
- * Writes `<outDir>/<layer>/<neuron>.json` for every neuron of the statistics (see the module
- * comment for the passes). Returns the number of passes over the corpus it needed.
+ * Writes `<outDir>/<layer>/<neuron>.json` for every neuron of the statistics. The activations the
+ * statistics do not keep (random and quantile samples) are recomputed in one pass over the
+ * excerpts any neuron needs; the rows are spilled to a temporary file (`.record-rows`, laid out
+ * excerpt by excerpt) rather than held in memory, because all neurons' rows together are large
+ * (~70 rows of 64 floats per neuron: 660 MB for GPT-2 small) and a pass per memory-sized group of
+ * neurons would run the model over nearly the whole corpus each time.
  */
-export async function writeNeuronRecords(options: RecordWriterOptions): Promise<{ records: number; passes: number; excerptsRun: number }> {
+export async function writeNeuronRecords(options: RecordWriterOptions): Promise<{ records: number; excerptsRun: number }> {
   const { stats, source, excerpts, outDir, batchSize, signal, onProgress } = options;
   const { layers, dMlp, excerptLength: L } = stats.config;
   const total = stats.neuronCount;
-  const budgetRows = Math.max(1, Math.floor((options.rowsBudgetBytes ?? RECORD_ROWS_BUDGET_BYTES) / (4 * L)));
   for (const layer of layers) mkdirSync(join(outDir, String(layer)), { recursive: true });
 
-  let written = 0;
-  let passes = 0;
-  let excerptsRun = 0;
-  for (let first = 0; first < total; ) {
-    // One pass: as many neurons (in index order) as fit in the budget.
-    const lists: number[][] = [];
-    let rows = 0;
-    while (first + lists.length < total) {
-      const list = stats.excerptsToRerun(first + lists.length);
-      if (lists.length > 0 && rows + list.length > budgetRows) break;
-      lists.push(list);
-      rows += list.length;
-    }
-    const slotBase = new Int32Array(lists.length + 1);
-    lists.forEach((list, k) => (slotBase[k + 1] = slotBase[k] + list.length));
-    const readers = new Map<number, number[]>(); // excerpt → flat [k, slot, k, slot, ...]
-    lists.forEach((list, k) =>
-      list.forEach((e, i) => {
-        const pairs = readers.get(e);
-        if (pairs) pairs.push(k, slotBase[k] + i);
-        else readers.set(e, [k, slotBase[k] + i]);
-      }),
-    );
-    const arena = new Float32Array(rows * L);
+  // Which excerpts each neuron needs (CSR: needStart[n] .. needStart[n + 1]), and the neuron's rank
+  // among the readers of each, which is its row within that excerpt's region of the file.
+  const needStart = new Int32Array(total + 1);
+  const lists: Int32Array[] = [];
+  for (let n = 0; n < total; n++) {
+    const list = Int32Array.from(stats.excerptsToRerun(n));
+    lists.push(list);
+    needStart[n + 1] = needStart[n] + list.length;
+  }
+  const readerCount = new Int32Array(excerpts.length);
+  const needExcerpt = new Int32Array(needStart[total]);
+  const needRank = new Int32Array(needStart[total]);
+  for (let n = 0; n < total; n++) {
+    lists[n].forEach((e, i) => {
+      needExcerpt[needStart[n] + i] = e;
+      needRank[needStart[n] + i] = readerCount[e]++;
+    });
+  }
+  lists.length = 0;
+  // Readers of each excerpt, in neuron order (CSR again), and where its region starts (in rows).
+  const readerStart = new Int32Array(excerpts.length + 1);
+  for (let e = 0; e < excerpts.length; e++) readerStart[e + 1] = readerStart[e] + readerCount[e];
+  const readers = new Int32Array(readerStart[excerpts.length]);
+  for (let n = 0; n < total; n++) {
+    for (let k = needStart[n]; k < needStart[n + 1]; k++) readers[readerStart[needExcerpt[k]] + needRank[k]] = n;
+  }
 
-    // Run each needed excerpt once, equally long ones together.
-    const order = [...readers.keys()].sort((a, b) => excerpts[a].tokenIds.length - excerpts[b].tokenIds.length || a - b);
+  const rowsPath = join(outDir, RECORD_ROWS_FILE);
+  const fd = openSync(rowsPath, 'w+');
+  let written = 0;
+  let excerptsRun = 0;
+  try {
+    const order = [...Array(excerpts.length).keys()]
+      .filter((e) => readerCount[e] > 0)
+      .sort((a, b) => excerpts[a].tokenIds.length - excerpts[b].tokenIds.length || a - b);
     for (let i = 0; i < order.length; ) {
       if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, true);
       const length = excerpts[order[i]].tokenIds.length;
       const batch: number[] = [];
       while (i < order.length && batch.length < batchSize && excerpts[order[i]].tokenIds.length === length) batch.push(order[i++]);
       const activations = await source(batch.map((e) => [...excerpts[e].tokenIds]), signal);
+      for (const layer of layers) {
+        if (!activations.get(layer)) throw new ScanError(`the model returned no activations for layer ${layer}`);
+      }
       batch.forEach((e, b) => {
-        const pairs = readers.get(e)!;
-        for (let p = 0; p < pairs.length; p += 2) {
-          const neuron = first + pairs[p];
-          const layer = layers[Math.floor(neuron / dMlp)];
-          const data = activations.get(layer);
-          if (!data) throw new ScanError(`the model returned no activations for layer ${layer}`);
-          const from = b * length * dMlp + (neuron % dMlp);
-          const to = pairs[p + 1] * L;
-          for (let t = 0; t < length; t++) arena[to + t] = data[from + t * dMlp];
+        const region = new Float32Array(readerCount[e] * L);
+        for (let r = 0; r < readerCount[e]; r++) {
+          const n = readers[readerStart[e] + r];
+          const data = activations.get(layers[Math.floor(n / dMlp)])!;
+          const from = b * length * dMlp + (n % dMlp);
+          for (let t = 0; t < length; t++) region[r * L + t] = data[from + t * dMlp];
         }
+        writeSync(fd, region, 0, region.byteLength, readerStart[e] * L * 4);
       });
       excerptsRun += batch.length;
     }
 
-    for (let k = 0; k < lists.length; k++) {
+    const row = new Float32Array(L);
+    for (let n = 0; n < total; n++) {
       if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, true);
-      const neuron = first + k;
-      const slotOf = new Map(lists[k].map((e, i) => [e, slotBase[k] + i]));
+      const slot = new Map<number, number>();
+      for (let k = needStart[n]; k < needStart[n + 1]; k++) slot.set(needExcerpt[k], readerStart[needExcerpt[k]] + needRank[k]);
       const record: NeuronRecord = stats.buildRecord(
-        neuron,
+        n,
         (e) => excerpts[e].tokens,
         (e) => {
-          const slot = slotOf.get(e);
-          return slot === undefined ? undefined : arena.subarray(slot * L, slot * L + excerpts[e].tokenIds.length);
+          const at = slot.get(e);
+          if (at === undefined) return undefined;
+          const length = excerpts[e].tokenIds.length;
+          readSync(fd, row, 0, length * 4, at * L * 4);
+          return row.slice(0, length);
         },
       );
       const { layer_index: layer, neuron_index: index } = record.neuron_id;
-      await writeFile(join(outDir, String(layer), `${index}.json`), `${serializeNeuronRecord(record)}\n`);
+      // Synchronous: one small file after another, nothing else to overlap with.
+      writeFileSync(join(outDir, String(layer), `${index}.json`), `${recordJson(record)}\n`);
       written++;
       onProgress?.(written, total);
     }
-    first += lists.length;
-    passes++;
+  } finally {
+    closeSync(fd);
+    rmSync(rowsPath, { force: true });
   }
-  return { records: written, passes, excerptsRun };
+  return { records: written, excerptsRun };
+}
+
+/**
+ * The record as `serializeNeuronRecord` writes it. Records built by NeuronStatsAccumulator are
+ * valid and already in the paper's key order, so plain JSON.stringify gives the same text about
+ * three times faster; except that the paper's format writes −0 as -0.0, so those take the slow path.
+ */
+export function recordJson(record: NeuronRecord): string {
+  const negativeZero = (v: number | null) => v === 0 && Object.is(v, -0);
+  const lists = [record.most_positive_activation_records, record.random_sample, ...(record.random_sample_by_quantile ?? [])];
+  const hasNegativeZero =
+    lists.some((list) => list.some((r) => r.activations.some(negativeZero))) ||
+    (record.quantile_boundaries ?? []).some(negativeZero) ||
+    [record.mean, record.variance, record.skewness, record.kurtosis].some(negativeZero);
+  return hasNegativeZero ? serializeNeuronRecord(record) : JSON.stringify(record);
 }
 
 /** One JSON line per neuron: its tokens with the highest mean activation (see NeuronStatsAccumulator.topMeanTokens). */
@@ -590,7 +619,6 @@ async function scanWithModel(
         tokensPerSecond: round(summary.tokensPerSecond),
         resumedFromExcerpt: result.resumedFrom,
         recordSeconds: round(recordSeconds),
-        recordPasses: written.passes,
         excerptsRerunForRecords: written.excerptsRun,
       },
       files: { records: '<layer>/<neuron>.json', meanTokens: MEAN_TOKENS_FILE },
