@@ -13,6 +13,7 @@ import type { ActivationRecord } from '../activations/records.ts';
 import type { ChatCompleter, ChatMessage, ChatRequest } from '../llm/types.ts';
 import { balancedAccuracy } from './binary-scoring.ts';
 import { formatExcerptText, generationFields, type GenerationSettings } from './prompt-format.ts';
+import { createSeededRandom } from '../activations/seeded-random.ts';
 
 export class BinaryScorerError extends Error {
   constructor(message: string) {
@@ -42,17 +43,8 @@ export interface BinaryScorerOptions extends GenerationSettings {
   structuredOutput?: boolean;
 }
 
-/** mulberry32: small, fast, good enough to shuffle a dozen excerpts reproducibly. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one seeded PRNG (mulberry32), used here to shuffle excerpts reproducibly. */
+export const seededRandom = createSeededRandom;
 
 /** A Fisher–Yates shuffle of a copy of `items`, driven by `random`. */
 export function shuffled<T>(items: readonly T[], random: () => number): T[] {
