@@ -45,7 +45,7 @@ if (wanted('scan')) {
     overheadPercent: { endToEnd: scan.overheadPercent, bookkeepingTimed: scan.bookkeepingPercentOfForward, target: 10 },
     bookkeepingMsPerExcerpt: scan.bookkeepingMsPerExcerpt,
     peakRssMB: { process: scan.peakRssMB, duringScan: scan.peakRssDuringScanMB, afterModelLoad: scan.rssAfterLoadMB, target: 1536 },
-    records: { neurons: records.records, excerpts: records.excerpts, seconds: records.recordSeconds, perSecond: records.recordsPerSecond, passes: records.recordPasses },
+    records: { neurons: records.records, excerpts: records.excerpts, seconds: records.recordSeconds, perSecond: records.recordsPerSecond },
     details: { scan, records },
   };
 }

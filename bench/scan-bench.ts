@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildExcerpts, parseCorpusFile } from '../src/lib/activations/corpus.ts';
 import { runScan } from '../src/lib/activations/scan.ts';
-import { activationSource, DEFAULT_CORPUS, writeNeuronRecords } from '../src/cli/commands/scan.ts';
+import { DEFAULT_CORPUS, prepareScanSource, writeNeuronRecords } from '../src/cli/commands/scan.ts';
 import { ActivationCapturer } from '../src/lib/model/capture.ts';
 import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
@@ -59,7 +59,8 @@ const t0 = performance.now();
 const model = await loadModel(await dirSource(modelDir));
 const capturer = new ActivationCapturer(model, await loadNodeRuntime('node'));
 const layers = capturer.resolveLayers();
-await capturer.warmUp(layers);
+// As `neurolens scan` does: one graph, and the model file's bytes let go once it is built.
+const source = await prepareScanSource(capturer, layers, 'model');
 const loadSeconds = (performance.now() - t0) / 1000;
 const afterLoadMB = rssMB();
 
@@ -69,7 +70,6 @@ const excerpts = buildExcerpts(documents, model.tokenizer).filter((e) => e.token
 if (excerpts.length < wanted) throw new Error(`the default corpus has only ${excerpts.length} full 64-token excerpts`);
 const ids = excerpts.map((e) => e.tokenIds);
 const tokens = ids.length * 64;
-const source = activationSource(capturer, layers, 'model');
 await source(ids.slice(0, batchSize)); // first run plans and allocates
 
 const result: Record<string, unknown> = {
@@ -136,7 +136,6 @@ if (mode === 'scan') {
     const seconds = (performance.now() - started) / 1000;
     Object.assign(result, {
       records: written.records,
-      recordPasses: written.passes,
       excerptsRerun: written.excerptsRun,
       recordSeconds: +seconds.toFixed(2),
       recordsPerSecond: Math.round(written.records / seconds),

@@ -19,7 +19,7 @@ import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
 import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
 import { ensureModels } from '../scripts/gen-models.ts';
-import { recordJson } from '../src/cli/commands/scan.ts';
+import { RECORD_ROWS_FILE, recordJson } from '../src/cli/commands/scan.ts';
 
 const BIN = join(import.meta.dirname, '../bin/neurolens.mjs');
 const TOY = join(import.meta.dirname, '../public/models/toy-planted');
@@ -58,10 +58,16 @@ function checkpointExcerpts(path: string): number {
 }
 
 /**
- * Starts a scan and sends `signal` once its checkpoint shows more than `after` excerpts done;
- * resolves when the process has exited.
+ * Starts a scan and sends `signal` once its checkpoint shows more than `after` excerpts done
+ * (or, with `when`, once that file exists); resolves when the process has exited.
  */
-function runAndInterrupt(args: string[], checkpoint: string, after: number, signal: NodeJS.Signals): Promise<CliResult & { interruptedAt: number }> {
+function runAndInterrupt(
+  args: string[],
+  checkpoint: string,
+  after: number,
+  signal: NodeJS.Signals,
+  when?: string,
+): Promise<CliResult & { interruptedAt: number }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -76,7 +82,7 @@ function runAndInterrupt(args: string[], checkpoint: string, after: number, sign
       } catch {
         return; // being renamed into place
       }
-      if (done > after && interruptedAt < 0) {
+      if ((when ? existsSync(when) : done > after) && interruptedAt < 0) {
         interruptedAt = done;
         child.kill(signal);
       }
@@ -230,6 +236,19 @@ describe('neurolens scan', () => {
     expect(a).toEqual(b);
   });
 
+  it('Ctrl-C while the records are written keeps the finished scan; --resume writes them', async () => {
+    const out = join(dir, 'records-interrupted');
+    const args = ['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', out];
+    const stopped = await runAndInterrupt(args, join(out, '.checkpoint'), 0, 'SIGINT', join(out, RECORD_ROWS_FILE));
+    expect(stopped.code).toBe(130);
+    expect(stopped.stderr).toMatch(/interrupted while writing records; the scan itself is saved in .*\.checkpoint: run the same command with --resume/);
+    expect(existsSync(join(out, RECORD_ROWS_FILE))).toBe(false);
+    const resumed = await cli([...args, '--resume']);
+    expect(resumed.stderr).toMatch(/^scanned 154 excerpts \([\d,]+ tokens, all from the checkpoint\); wrote 512 records/);
+    expect(resumed.code).toBe(0);
+    for (const f of ['0/0.json', '1/222.json', 'top-mean-tokens.jsonl']) expect(readFileSync(join(out, f), 'utf8')).toBe(readFileSync(join(reference, f), 'utf8'));
+  });
+
   it('honours --layers, --top, --random, --seed and --max-excerpts', async () => {
     const out = join(dir, 'options');
     const { code, stderr } = await cli(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', out, '--layers', '1', '--top', '5', '--random', '7', '--seed', '3', '--max-excerpts', '40']);
@@ -246,6 +265,17 @@ describe('neurolens scan', () => {
     // Another seed samples other excerpts (the first 40 excerpts are the reference's too).
     const seed0 = parseNeuronRecord(readFileSync(join(reference, '1/222.json'), 'utf8'));
     expect(record.random_sample.map((r) => r.tokens.join(''))).not.toEqual(seed0.random_sample.slice(0, 7).map((r) => r.tokens.join('')));
+  });
+
+  it('--gelu sigmoid scans with x·σ(1.702x) in every layer, which `neurolens compare` then recognises', async () => {
+    const out = join(dir, 'sigmoid');
+    const scan = await cli(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', out, '--layers', '1', '--max-excerpts', '30', '--gelu', 'sigmoid']);
+    expect(scan.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8')).gelu).toBe('sigmoid');
+    const compare = await cli(['compare', '--record', join(out, '1/222.json'), '--model', 'toy-planted', '--json']);
+    expect(compare.code).toBe(0);
+    const { tanh, sigmoid } = JSON.parse(compare.stdout).records[0].comparisons;
+    expect(sigmoid.overall.medianAbsDiff).toBeLessThan(tanh.overall.medianAbsDiff / 100);
   });
 
   it('scans the default corpus', async () => {

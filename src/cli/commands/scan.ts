@@ -390,6 +390,8 @@ export async function writeNeuronRecords(options: RecordWriterOptions): Promise<
 
     const row = new Float32Array(L);
     for (let n = 0; n < total; n++) {
+      // Let signal handlers (Ctrl-C) run now and then: nothing below waits on the event loop.
+      if (n % 64 === 0) await new Promise((resolveTurn) => setImmediate(resolveTurn));
       if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, true);
       const slot = new Map<number, number>();
       for (let k = needStart[n]; k < needStart[n + 1]; k++) slot.set(needExcerpt[k], readerStart[needExcerpt[k]] + needRank[k]);
@@ -468,11 +470,13 @@ export interface ScanSummary {
 /** Handles Ctrl-C: the first asks the scan to stop and save, the second quits at once. */
 function interruptHandler(controller: AbortController): () => void {
   const onSignal = () => {
+    // On a terminal, end the progress line first.
+    const lead = process.stderr.isTTY ? '\n' : '';
     if (controller.signal.aborted) {
-      process.stderr.write('\nneurolens scan: quitting without saving\n');
+      process.stderr.write(`${lead}neurolens scan: quitting without saving\n`);
       process.exit(130);
     }
-    process.stderr.write('\nneurolens scan: stopping after the current batch and saving a checkpoint (Ctrl-C again to quit at once)…\n');
+    process.stderr.write(`${lead}neurolens scan: stopping and saving a checkpoint (Ctrl-C again to quit at once)…\n`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);
@@ -523,8 +527,8 @@ async function scanWithModel(
     const layers = capturer.resolveLayers(options.layers);
     const excerpts = buildExcerpts(documents, model.tokenizer, { maxExcerpts: options.maxExcerpts });
     if (excerpts.length === 0) throw new CliError(`corpus ${corpusPath} has no excerpt of at least 16 tokens`, 2);
-    const source = activationSource(capturer, layers, options.gelu);
     const identity = { model: model.label, onnx: model.onnxPath, onnxBytes: model.onnxBytes.byteLength, gelu: options.gelu, corpus: corpusPath };
+    const source = await prepareScanSource(capturer, layers, options.gelu);
     const checkpoint = new FileCheckpointStore(checkpointPath, identity);
     if (options.resume && !existsSync(checkpointPath)) process.stderr.write('neurolens scan: no checkpoint to resume from; starting from the beginning\n');
 
@@ -626,10 +630,12 @@ async function scanWithModel(
     };
     await writeFile(join(options.out, SCAN_METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
     await rm(checkpointPath, { force: true });
-    process.stderr.write(
-      `scanned ${count(summary.excerpts)} excerpts (${count(tokensTotal)} tokens${summary.resumedFrom ? `, resumed at excerpt ${count(summary.resumedFrom)}` : ''}) in ${formatDuration(scanSeconds)}` +
-        ` at ${count(Math.round(summary.tokensPerSecond))} tokens/s; wrote ${count(written.records)} records in ${formatDuration(recordSeconds)} to ${options.out}\n`,
-    );
+    const scanned =
+      summary.resumedFrom === summary.excerpts
+        ? `scanned ${count(summary.excerpts)} excerpts (${count(tokensTotal)} tokens, all from the checkpoint)`
+        : `scanned ${count(summary.excerpts)} excerpts (${count(tokensTotal)} tokens${summary.resumedFrom ? `, resumed at excerpt ${count(summary.resumedFrom)}` : ''}) in ${formatDuration(scanSeconds)}` +
+          ` at ${count(Math.round(summary.tokensPerSecond))} tokens/s`;
+    process.stderr.write(`${scanned}; wrote ${count(written.records)} records in ${formatDuration(recordSeconds)} to ${options.out}\n`);
     return summary;
   } finally {
     status.clear();
@@ -647,4 +653,18 @@ function round(x: number): number {
  */
 export function activationSource(capturer: ActivationCapturer, layers: number[], gelu: GeluChoice): ActivationSource {
   return async (batch) => (await capturer.runTokens(batch, { layers, gelu })).layers;
+}
+
+/**
+ * Creates the one graph a scan runs, then lets go of the model file's bytes: onnxruntime holds
+ * its own copy of the weights, and the ~0.5 GB (GPT-2 small) would otherwise stay in memory for
+ * the whole scan. The capturer can then run only this graph; asking it for another (other
+ * layers, logits, GELU) fails with a not-an-ONNX-model error.
+ */
+export async function prepareScanSource(capturer: ActivationCapturer, layers: number[], gelu: GeluChoice): Promise<ActivationSource> {
+  await capturer.warmUp(layers, false, { gelu });
+  const model = capturer.model;
+  model.onnxBytes = new Uint8Array(0);
+  model.externalData = [];
+  return activationSource(capturer, layers, gelu);
 }
