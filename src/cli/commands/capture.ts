@@ -90,14 +90,24 @@ export async function run(argv: string[]): Promise<void> {
   }
 }
 
-function topNeurons(capture: TextCapture, t: number, k: number): { neuron: string; value: number }[] {
+/** The neurons behind each layer's columns: all of them, or the ones `--neurons` chose. */
+function columnNames(capture: TextCapture): Map<number, string[]> {
+  const names = new Map<number, string[]>();
+  for (const [layer, rows] of capture.layers) {
+    const chosen = capture.neurons?.filter((n) => n.layer === layer);
+    names.set(layer, chosen ? chosen.map((n) => `${n.layer}:${n.neuron}`) : Array.from({ length: rows[0]?.length ?? 0 }, (_, i) => `${layer}:${i}`));
+  }
+  return names;
+}
+
+function topNeurons(capture: TextCapture, names: Map<number, string[]>, t: number, k: number): { neuron: string; value: number }[] {
   const best: { neuron: string; value: number }[] = [];
   for (const [layer, rows] of capture.layers) {
     const row = rows[t];
+    const layerNames = names.get(layer)!;
     for (let i = 0; i < row.length; i++) {
-      const name = capture.neurons ? `${capture.neurons.filter((n) => n.layer === layer)[i].layer}:${capture.neurons.filter((n) => n.layer === layer)[i].neuron}` : `${layer}:${i}`;
       if (best.length < k || row[i] > best[best.length - 1].value) {
-        best.push({ neuron: name, value: row[i] });
+        best.push({ neuron: layerNames[i], value: row[i] });
         best.sort((a, b) => b.value - a.value);
         if (best.length > k) best.pop();
       }
@@ -124,7 +134,10 @@ export function toJson(label: string, capture: TextCapture, top?: number): unkno
     activations,
   };
   if (capture.windows > 1) out.windows = capture.windows;
-  if (top) out.top = capture.tokens.map((_, t) => topNeurons(capture, t, top).map((b) => ({ ...b, value: f32(b.value) })));
+  if (top) {
+    const names = columnNames(capture);
+    out.top = capture.tokens.map((_, t) => topNeurons(capture, names, t, top).map((b) => ({ ...b, value: f32(b.value) })));
+  }
   return out;
 }
 
@@ -145,8 +158,9 @@ function toTable(label: string, capture: TextCapture, top?: number): string {
   }
   if (top) {
     lines.push(`most active neurons per token (layer:neuron=value), top ${top}:`);
+    const names = columnNames(capture);
     capture.tokens.forEach((tok, t) => {
-      const best = topNeurons(capture, t, top).map((b) => `${b.neuron}=${b.value.toFixed(3)}`).join('  ');
+      const best = topNeurons(capture, names, t, top).map((b) => `${b.neuron}=${b.value.toFixed(3)}`).join('  ');
       lines.push(`${String(t).padStart(3)}  ${show(tok.text).slice(0, 24).padEnd(tokenWidth)}  ${best}`);
     });
   }

@@ -47,12 +47,13 @@ const TOKENS_PER_MESSAGE = 4;
 const TOKENS_PER_REPLY_PRIMING = 3;
 
 /**
- * Rough token count: one token per 4 UTF-16 characters, rounded up. That is the usual average
- * for English prose with GPT tokenizers; it undercounts code, digits-heavy and non-Latin text
- * (sometimes by 2x), which is why budgets are checked against estimates with headroom in mind.
+ * Tokens a text will cost, estimated without the LLM's tokenizer: the larger of characters ÷ 4
+ * (right for prose) and the number of word, number and punctuation pieces (right for the
+ * simulator's token-per-line prompts, where characters ÷ 4 undercounts by ~1.8×).
  */
 export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4);
+  const pieces = text.match(/ ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s+/gu)?.length ?? 0;
+  return Math.max(Math.ceil(text.length / 4), pieces);
 }
 
 /**
