@@ -97,6 +97,15 @@ run('scanning in the app', () => {
     await expect.poll(() => page.getByTestId('record-stats').innerText(), { timeout: 30_000 }).toMatch(/max 4\.0/);
     const firstExcerpt = await page.getByTestId('record-excerpts').locator('.excerpt').first().innerText();
     expect(firstExcerpt).toMatch(/\d/);
+
+    // Re-running the record through the loaded model: the tanh GELU (the model's own) reproduces
+    // the stored float16 activations; the sigmoid approximation the paper's data used does not.
+    await page.getByTestId('compare').click();
+    const rows = page.getByTestId('comparison').locator('tbody tr');
+    await expect.poll(() => rows.count(), { timeout: 120_000 }).toBe(2);
+    const [tanh, sigmoid] = await Promise.all([rows.nth(0).locator('td').allInnerTexts(), rows.nth(1).locator('td').allInnerTexts()]);
+    expect(Number(tanh[2])).toBeLessThan(0.005);
+    expect(Number(sigmoid[2])).toBeGreaterThan(0.01);
   });
 
   it('explains and scores the browsed neuron with an OpenAI-compatible endpoint, keeping results', async () => {

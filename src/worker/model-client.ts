@@ -1,5 +1,6 @@
 /** Promise-based access to the model worker for the UI. */
-import type { CaptureReply, ModelRequest, ModelSummary, ScanProgressInfo, ScanSummary, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { NeuronRecord } from '../lib/activations/records.ts';
+import type { CaptureReply, CompareReply, ModelRequest, ModelSummary, ScanProgressInfo, ScanSummary, WorkerReply, WorkerRequest } from './protocol.ts';
 
 export class WorkerError extends Error {
   constructor(message: string, readonly errorName: string) {
@@ -41,6 +42,7 @@ export class ModelClient {
       else if (reply.type === 'loaded') p.resolve(reply.summary);
       else if (reply.type === 'captured') p.resolve(reply.result);
       else if (reply.type === 'scan-done') p.resolve(reply.summary);
+      else if (reply.type === 'compared') p.resolve(reply.result);
       else p.resolve(undefined);
     };
     this.worker.onerror = (event) => {
@@ -73,6 +75,11 @@ export class ModelClient {
 
   stopScan(scanId: string, reason: 'pause' | 'cancel'): Promise<void> {
     return this.call({ type: 'scan-stop', scanId, reason });
+  }
+
+  /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
+  compare(record: NeuronRecord, gelu: 'tanh' | 'sigmoid'): Promise<CompareReply> {
+    return this.call({ type: 'compare', record, gelu });
   }
 
   terminate(): void {

@@ -12,6 +12,7 @@ import { loadWebRuntime } from '../lib/model/ort-runtime.web.ts';
 import type { ModelRequest, PlantedNeuronInfo, WorkerReply, WorkerRequest } from './protocol.ts';
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
+import { compareRecordWithModel } from '../lib/activations/compare-record.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -107,6 +108,14 @@ async function handle(msg: WorkerRequest): Promise<void> {
   } else if (msg.type === 'scan-stop') {
     runningScans.get(msg.scanId)?.abort(new ScanStoppedError(msg.reason));
     post({ id: msg.id, type: 'stopped' });
+  } else if (msg.type === 'compare') {
+    if (!capturer) throw new Error('load a model before comparing');
+    const c = await compareRecordWithModel(msg.record, capturer, { gelu: msg.gelu });
+    post({
+      id: msg.id,
+      type: 'compared',
+      result: { gelu: msg.gelu, compared: c.excerpts.compared, skipped: c.excerpts.skipped, unmappedTokens: c.unmappedTokens.length, overall: c.overall },
+    });
   } else if (msg.type === 'capture') {
     if (!capturer) throw new Error('no model is loaded yet');
     const started = performance.now();

@@ -2,6 +2,8 @@
 import type { Token } from '../lib/model/tokenizer.ts';
 import type { BackendName } from '../lib/model/ort-runtime.ts';
 import type { ModelDtype } from '../lib/model/model-source.ts';
+import type { NeuronRecord } from '../lib/activations/records.ts';
+import type { DiffStats } from '../lib/activations/compare-record.ts';
 
 export type ModelRequest =
   | { kind: 'bundled'; name: string }
@@ -66,7 +68,17 @@ export type WorkerRequest =
   | { id: number; type: 'load'; model: ModelRequest; backend: 'auto' | 'webgpu' | 'wasm' }
   | { id: number; type: 'capture'; text: string; windowed: boolean }
   | { id: number; type: 'scan'; scan: ScanRequest }
-  | { id: number; type: 'scan-stop'; scanId: string; reason: 'pause' | 'cancel' };
+  | { id: number; type: 'scan-stop'; scanId: string; reason: 'pause' | 'cancel' }
+  | { id: number; type: 'compare'; record: NeuronRecord; gelu: 'tanh' | 'sigmoid' };
+
+/** How far a record's stored activations are from the loaded model's own (one GELU variant). */
+export interface CompareReply {
+  gelu: 'tanh' | 'sigmoid';
+  compared: number;
+  skipped: number;
+  unmappedTokens: number;
+  overall: DiffStats | null;
+}
 
 export type WorkerReply =
   | { id: number; type: 'progress'; file: string; loaded: number; total: number | null }
@@ -75,4 +87,5 @@ export type WorkerReply =
   | { id: number; type: 'scan-progress'; progress: ScanProgressInfo }
   | { id: number; type: 'scan-done'; summary: ScanSummary }
   | { id: number; type: 'stopped' }
+  | { id: number; type: 'compared'; result: CompareReply }
   | { id: number; type: 'error'; message: string; errorName: string };
