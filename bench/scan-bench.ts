@@ -9,6 +9,8 @@
  *   records  the scan of one layer, then its NeuronRecords built and serialised as the CLI does
  * Excerpts are 64-token pieces of the default corpus (public/corpus/default.jsonl), cut as the
  * CLI cuts them. Prints one JSON object on stdout.
+ * NEUROLENS_BENCH_SESSION='{"enableCpuMemArena":false}' (JSON, RuntimeSessionSettings) replaces
+ * the onnxruntime-node session settings the CLI uses, to measure their effect.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,9 @@ import { DEFAULT_CORPUS, prepareScanSource, writeNeuronRecords } from '../src/cl
 import { ActivationCapturer } from '../src/lib/model/capture.ts';
 import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
-import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
+import { loadNodeRuntime, NODE_SESSION_SETTINGS } from '../src/lib/model/ort-runtime.node.ts';
+import type { RuntimeSessionSettings } from '../src/lib/model/ort-runtime.ts';
+import { createMomentKernel } from '../src/lib/activations/moment-kernel.ts';
 import { prepareDefaultCorpus } from '../scripts/prepare-corpus.ts';
 import { MemorySampler } from './memory-sampler.ts';
 
@@ -30,6 +34,7 @@ if (!modelDir || !['scan', 'records'].includes(mode) || !(Number(excerptsArg) > 
   process.exit(2);
 }
 const wanted = Number(excerptsArg);
+const sessionSettings: RuntimeSessionSettings = process.env.NEUROLENS_BENCH_SESSION ? JSON.parse(process.env.NEUROLENS_BENCH_SESSION) : NODE_SESSION_SETTINGS;
 const batchSize = Number(batchArg ?? 8);
 
 const memory = new MemorySampler();
@@ -57,7 +62,7 @@ let peakBeforeScanMB: number | null = null;
 if (!existsSync(DEFAULT_CORPUS)) prepareDefaultCorpus({ outFile: DEFAULT_CORPUS, log: () => {} });
 const t0 = performance.now();
 const model = await loadModel(await dirSource(modelDir));
-const capturer = new ActivationCapturer(model, await loadNodeRuntime('node'));
+const capturer = new ActivationCapturer(model, await loadNodeRuntime('node', undefined, sessionSettings));
 const layers = capturer.resolveLayers();
 // As `neurolens scan` does: one graph, and the model file's bytes let go once it is built.
 const source = await prepareScanSource(capturer, layers, 'model');
@@ -78,6 +83,8 @@ const result: Record<string, unknown> = {
   tokens,
   batch: batchSize,
   neurons: layers.length * capturer.dMlp,
+  sessionSettings,
+  momentKernel: createMomentKernel(capturer.dMlp, 64).kind,
   loadSeconds: +loadSeconds.toFixed(2),
   rssAfterLoadMB: afterLoadMB,
 };

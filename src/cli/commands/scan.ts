@@ -527,7 +527,7 @@ async function scanWithModel(
     const layers = capturer.resolveLayers(options.layers);
     const excerpts = buildExcerpts(documents, model.tokenizer, { maxExcerpts: options.maxExcerpts });
     if (excerpts.length === 0) throw new CliError(`corpus ${corpusPath} has no excerpt of at least 16 tokens`, 2);
-    const identity = { model: model.label, onnx: model.onnxPath, onnxBytes: model.onnxBytes.byteLength, gelu: options.gelu, corpus: corpusPath };
+    const identity = { model: model.label, onnx: model.onnxPath, onnxBytes: model.onnxSize, gelu: options.gelu, corpus: corpusPath };
     const source = await prepareScanSource(capturer, layers, options.gelu);
     const checkpoint = new FileCheckpointStore(checkpointPath, identity);
     if (options.resume && !existsSync(checkpointPath)) process.stderr.write('neurolens scan: no checkpoint to resume from; starting from the beginning\n');
@@ -658,8 +658,8 @@ export function activationSource(capturer: ActivationCapturer, layers: number[],
 /**
  * Creates the one graph a scan runs, then lets go of the model file's bytes: onnxruntime holds
  * its own copy of the weights, and the ~0.5 GB (GPT-2 small) would otherwise stay in memory for
- * the whole scan. The capturer can then run only this graph; asking it for another (other
- * layers, logits, GELU) fails with a not-an-ONNX-model error.
+ * the whole scan. (With onnxruntime-node the capturer has already let go of them, before the
+ * session was created.) Asking the capturer for another graph reads the file again.
  */
 export async function prepareScanSource(capturer: ActivationCapturer, layers: number[], gelu: GeluChoice): Promise<ActivationSource> {
   await capturer.warmUp(layers, false, { gelu });

@@ -32,12 +32,20 @@
  * random sample has 48% and 92% of its excerpt maxima below the first two boundaries.
  *
  * Memory per neuron (defaults K=20, L=64, float16 rows, 64 bins, 5 samples, 10 token candidates):
- * top-K rows 2,560 B + heap 200 B + histogram state 768 B + quantile samples 1,280 B + moments
- * 44 B + token candidates 168 B + buffered maxima 128 B ≈ 5.1 KB: 185 MB for GPT-2 small
- * (36,864 neurons), plus a token-count table of 4 bytes per vocabulary entry.
+ * top-K rows 2,560 B + heap 204 B + histogram state 768 B + quantile samples 1,280 B + moments
+ * 44 B + token candidates 248 B + buffered maxima 512 B ≈ 5.6 KB: 207 MB for GPT-2 small
+ * (36,864 neurons), plus a token-count table of 4 bytes per vocabulary entry and about 2 MB of
+ * per-layer scratch.
+ *
+ * Speed: adding an excerpt reads each activation once, in the moment kernel (moment-kernel.ts);
+ * after that, a neuron costs a few comparisons against contiguous arrays unless its excerpt max
+ * enters its top-K, or reaches its token-candidate floor (see accumulateLayer). The results do
+ * not depend on how the work is ordered (each piece of state belongs to one neuron and sees its
+ * excerpts in order), and are bit-for-bit those of the straightforward per-neuron loop.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
 import { float16ToFloat32 } from '../model/float16.ts';
+import { createMomentKernel, type MomentKernel } from './moment-kernel.ts';
 import { priorityBefore, QUANTILE_SAMPLE_STREAM, RANDOM_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
 
 export interface HistogramConfig {
@@ -116,7 +124,9 @@ const FORMAT_VERSION = 1;
 /** Token ids above this are treated as a bug rather than grown into a huge table. */
 const MAX_TOKEN_ID = 1 << 22;
 /** Excerpts whose maxima are buffered before binning (see flushPending). */
-const PENDING_EXCERPTS = 32;
+const PENDING_EXCERPTS = 128;
+/** Entries of the quantile-priority cache (a power of two). */
+const PRIORITY_CACHE_SIZE = 1 << 14;
 
 function resolveConfig(config: NeuronStatsConfig): ResolvedNeuronStatsConfig {
   const resolved: ResolvedNeuronStatsConfig = {
@@ -197,7 +207,28 @@ const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 function float16Bits(value: number): number {
   f32Scratch[0] = value;
-  const x = u32Scratch[0];
+  return halfBitsOf(u32Scratch[0]);
+}
+
+/** Magnitudes (float32 bits) from the smallest normal half, 2^−14, up to 2^16: see fastHalfBits. */
+const HALF_NORMAL_LOW = 0x38800000;
+const HALF_NORMAL_SPAN = 0x47800000 - HALF_NORMAL_LOW;
+
+/**
+ * Half bits of the float32 with bits x. For magnitudes that become normal halves (or overflow to
+ * infinity by rounding) this is one expression: dropping 13 mantissa bits after adding 0xfff plus
+ * the kept last bit rounds to nearest even, a carry ripples correctly into the exponent, and
+ * rebiasing subtracts 112 from it; the general routine handles the rest.
+ */
+function fastHalfBits(x: number): number {
+  const magnitude = x & 0x7fffffff;
+  if (((magnitude - HALF_NORMAL_LOW) >>> 0) < HALF_NORMAL_SPAN) {
+    return ((x >>> 16) & 0x8000) | (((magnitude + 0xfff + ((magnitude >>> 13) & 1)) >>> 13) - (112 << 10));
+  }
+  return halfBitsOf(x);
+}
+
+function halfBitsOf(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   const mantissa = x & 0x7fffff;
@@ -244,6 +275,8 @@ export class NeuronStatsAccumulator {
   private readonly powerSums: Float64Array;
   private readonly minExcerptMax: Float32Array;
   private readonly heapValue: Float32Array;
+  /** heapValue at each neuron's root (the K-th best max), contiguous for the hot loop; derived, not serialised. */
+  private readonly heapRoot: Float32Array;
   private readonly heapExcerpt: Int32Array;
   private readonly heapSlot: Uint16Array;
   private readonly rows: Uint16Array | Float32Array;
@@ -254,16 +287,27 @@ export class NeuronStatsAccumulator {
    */
   private readonly binState: Uint32Array;
   private readonly quantileSlots: Int32Array;
-  /** Excerpt maxima not yet binned ([neuron][PENDING_EXCERPTS]), with their excerpts and priorities. */
+  /** Excerpt maxima not yet binned ([PENDING_EXCERPTS][neuron]), with their excerpts and priorities. */
   private readonly pendingMax: Float32Array;
   private readonly pendingExcerpt = new Int32Array(PENDING_EXCERPTS);
   private readonly pendingPriority = new Uint32Array(PENDING_EXCERPTS);
   private pendingCount = 0;
+  /** Recently used quantile-stream priorities by excerpt (see quantilePriority); derived. */
+  private readonly priorityCacheKey = new Int32Array(PRIORITY_CACHE_SIZE).fill(-1);
+  private readonly priorityCacheValue = new Uint32Array(PRIORITY_CACHE_SIZE);
   private readonly candidateToken: Int32Array;
   private readonly candidateSum: Float64Array;
   /** Global count of the token before it became a candidate: its mean covers later occurrences. */
   private readonly candidateBase: Int32Array;
+  /**
+   * Each candidate's running mean as `candidateMean` computes it (−∞ for a free slot, NaN when its
+   * token occurred since: recomputed on use); derived, not serialised. A mean only changes in
+   * excerpts holding its token, so a cached value equals a fresh computation (the same sum over the
+   * same whole-number count).
+   */
+  private readonly candidateMeans: Float64Array;
   private readonly candidateFloor: Float64Array;
+
   private tokenCount: Int32Array;
   private readonly randomSample: Int32Array;
 
@@ -275,12 +319,25 @@ export class NeuronStatsAccumulator {
   private readonly currentTokens: Int32Array;
   private readonly layerDone: Uint8Array;
   private tokenHead: Int32Array;
+  /** Bit set of the tokens in the current excerpt (the same as tokenOccurrences ≠ 0, but small enough for L1 cache). */
+  private tokenPresent: Int32Array;
   /** Occurrences of each token in the current excerpt (0 for absent tokens: cleared at the end). */
   private tokenOccurrences: Uint16Array;
   private readonly nextPosition: Int32Array;
-  /** Per neuron of the layer being added: its max and argmax in the current excerpt. */
-  private readonly excerptMax: Float32Array;
-  private readonly excerptArgmax: Int32Array;
+  /** Power sums, max and argmax of one layer block (see moment-kernel.ts). */
+  private readonly kernel: MomentKernel;
+  /** The float32 bits of the last block rows were gathered from. */
+  private blockBits: Uint32Array | null = null;
+  /** Neurons (within the layer) entering their top-K in the current layer block, and their rows. */
+  private readonly entering: Int32Array;
+  private readonly gathered: Uint16Array | Uint32Array;
+  /** Sink of touchHeaps. */
+  private touched = 0;
+  /** `rows` as raw bits (itself for float16, a Uint32Array view for float32), the type of `gathered`. */
+  private readonly rowUnits: Uint16Array | Uint32Array;
+  /** Float16 rows and gathered rows as pairs of values (32-bit words) when L is even, else null. */
+  private readonly rowPairs: Uint32Array | null;
+  private readonly gatheredPairs: Uint32Array | null;
 
   constructor(config: NeuronStatsConfig) {
     this.config = resolveConfig(config);
@@ -292,12 +349,13 @@ export class NeuronStatsAccumulator {
     ({ cells: this.binCells, width: this.binCellWidth } = binLookup(this.edges));
 
     const rowBytes = this.config.rowPrecision === 'float16' ? 2 : 4;
-    const bytes = N * (8 * 5 + 4 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 16 + 8 : 0));
+    const bytes = N * (8 * 5 + 8 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 24 + 8 : 0));
     if (bytes > 2 ** 31) throw new NeuronStatsError(`this configuration needs ${(bytes / 2 ** 30).toFixed(1)} GiB of state; lower topK, quantileSampleSize or histogram.bins`);
     this.shift = new Float64Array(N);
     this.powerSums = new Float64Array(4 * N);
     this.minExcerptMax = new Float32Array(N).fill(Infinity);
     this.heapValue = new Float32Array(N * K);
+    this.heapRoot = new Float32Array(N);
     this.heapExcerpt = new Int32Array(N * K);
     this.heapSlot = new Uint16Array(N * K);
     this.rows = this.config.rowPrecision === 'float16' ? new Uint16Array(N * K * L) : new Float32Array(N * K * L);
@@ -306,8 +364,10 @@ export class NeuronStatsAccumulator {
     this.pendingMax = new Float32Array(F > 0 ? N * PENDING_EXCERPTS : 0);
     this.candidateToken = new Int32Array(N * C).fill(-1);
     this.candidateSum = new Float64Array(N * C);
+    this.candidateMeans = new Float64Array(N * C).fill(-Infinity);
     this.candidateBase = new Int32Array(N * C);
     this.candidateFloor = new Float64Array(C > 0 ? N : 0).fill(-Infinity);
+
     this.tokenCount = new Int32Array(C > 0 ? 1024 : 0);
     this.randomSample = new Int32Array(this.config.randomSampleSize);
 
@@ -315,9 +375,15 @@ export class NeuronStatsAccumulator {
     this.layerDone = new Uint8Array(layers.length);
     this.tokenHead = new Int32Array(this.tokenCount.length);
     this.tokenOccurrences = new Uint16Array(this.tokenCount.length);
+    this.tokenPresent = new Int32Array(this.tokenCount.length >> 5);
     this.nextPosition = new Int32Array(L);
-    this.excerptMax = new Float32Array(dMlp);
-    this.excerptArgmax = new Int32Array(dMlp);
+    this.kernel = createMomentKernel(dMlp, L);
+    this.entering = new Int32Array(dMlp);
+    const halfRows = this.rows instanceof Uint16Array;
+    this.gathered = halfRows ? new Uint16Array(dMlp * L) : new Uint32Array(dMlp * L);
+    this.rowUnits = halfRows ? (this.rows as Uint16Array) : new Uint32Array(this.rows.buffer);
+    this.rowPairs = halfRows && L % 2 === 0 ? new Uint32Array(this.rows.buffer) : null;
+    this.gatheredPairs = halfRows && L % 2 === 0 ? new Uint32Array(this.gathered.buffer) : null;
   }
 
   private get quantileTracking(): boolean {
@@ -385,16 +451,22 @@ export class NeuronStatsAccumulator {
       this.nextPosition[t] = this.tokenOccurrences[id] === 0 ? -1 : this.tokenHead[id];
       this.tokenHead[id] = t;
       this.tokenOccurrences[id]++;
+      this.tokenPresent[id >>> 5] |= 1 << (id & 31);
     }
   }
 
   private clearTokenPositions(): void {
-    for (let t = 0; t < this.currentLength; t++) this.tokenOccurrences[this.currentTokens[t]] = 0;
+    for (let t = 0; t < this.currentLength; t++) {
+      const id = this.currentTokens[t];
+      this.tokenOccurrences[id] = 0;
+      this.tokenPresent[id >>> 5] = 0;
+    }
   }
 
   private growTokenTables(minLength: number): void {
     let length = Math.max(1024, this.tokenCount.length);
     while (length < minLength) length *= 2;
+    // (length stays a multiple of 32: it starts at 1024 and doubles.)
     const grow = <T extends Int32Array | Uint16Array>(old: T, next: T): T => {
       next.set(old);
       return next;
@@ -402,6 +474,7 @@ export class NeuronStatsAccumulator {
     this.tokenCount = grow(this.tokenCount, new Int32Array(length));
     this.tokenHead = grow(this.tokenHead, new Int32Array(length));
     this.tokenOccurrences = grow(this.tokenOccurrences, new Uint16Array(length));
+    this.tokenPresent = grow(this.tokenPresent, new Int32Array(length >> 5));
   }
 
   /**
@@ -424,25 +497,101 @@ export class NeuronStatsAccumulator {
     this.layerDone[slot] = 1;
   }
 
-  /** The hot path: moments and maxima first (a tight loop), then the per-neuron bookkeeping. */
+  /**
+   * The hot path. The kernel reads the block once, token by token, for every neuron's power sums,
+   * max and argmax. Token candidates come next: a scan down the candidate tokens for those in the
+   * excerpt (a bit test each), and the floor test. One pass over the neurons then settles most of
+   * them against contiguous arrays (the excerpt min, the heap root) and lists those entering
+   * their top-K; their rows are gathered in one more token-by-token sweep over the block (reading
+   * one neuron's column alone touches a cache line per token) before their heaps are updated.
+   * Each piece of state belongs to one neuron, so this order gives the same result as finishing
+   * one neuron after another.
+   */
   private accumulateLayer(slot: number, data: Float32Array, offset: number): void {
     const { dMlp, topK: K, quantileSampleSize: S, topTokenCandidates: C } = this.config;
     const excerpt = this.current;
     const base = slot * dMlp;
     if (this.excerptsSeen === 0) this.initialiseShift(base, data, offset);
-    this.scanMoments(base, data, offset);
-    const { excerptMax, excerptArgmax, heapValue, heapExcerpt } = this;
+    const block = this.kernel.run(data, offset, this.currentLength, this.shift, base);
+    this.addPowerSums(base);
+    const { max: excerptMax, argmax: excerptArgmax } = this.kernel;
+    if (S > 0) this.pendingMax.set(excerptMax, this.pendingCount * this.neuronCount + base);
+    if (C > 0) {
+      const { candidateToken, candidateFloor, tokenPresent } = this;
+      for (let j = 0, k = base * C; j < dMlp; j++) {
+        for (const end = k + C; k < end; k++) {
+          const token = candidateToken[k];
+          if (token >= 0 && (tokenPresent[token >>> 5] >>> (token & 31)) & 1) this.addCandidateOccurrences(k, token, block.data, block.offset + j);
+        }
+        // Most neurons' excerpt max is below the floor: their candidate set cannot change.
+        if (excerptMax[j] >= candidateFloor[base + j]) this.offerTokenCandidate(base + j, block.data, block.offset + j, excerptArgmax[j]);
+      }
+    }
+    const { minExcerptMax, heapRoot, heapExcerpt, entering } = this;
     const heapFull = this.excerptsSeen >= K;
+    let entries = 0;
     for (let j = 0; j < dMlp; j++) {
       const n = base + j;
       const max = excerptMax[j];
-      if (max < this.minExcerptMax[n]) this.minExcerptMax[n] = max;
-      const h = n * K;
-      if (!heapFull) this.heapPush(n, max, excerpt, data, offset + j, this.excerptsSeen);
-      else if (max > heapValue[h] || (max === heapValue[h] && excerpt < heapExcerpt[h])) this.heapReplaceRoot(n, max, excerpt, data, offset + j);
-      if (S > 0) this.pendingMax[n * PENDING_EXCERPTS + this.pendingCount] = max;
-      if (C > 0) this.updateTokenCandidates(n, data, offset + j, excerptArgmax[j], max);
+      if (max < minExcerptMax[n]) minExcerptMax[n] = max;
+      if (!heapFull || (max >= heapRoot[n] && (max > heapRoot[n] || excerpt < heapExcerpt[n * K]))) entering[entries++] = j;
     }
+    if (entries > 0) {
+      if (heapFull) this.touchHeaps(base, entries);
+      this.gatherRows(block.data, block.offset, entries);
+      for (let i = 0; i < entries; i++) {
+        const j = entering[i];
+        if (heapFull) this.heapReplaceRoot(base + j, excerptMax[j], excerpt, i);
+        else this.heapPush(base + j, excerptMax[j], excerpt, i, this.excerptsSeen);
+      }
+    }
+  }
+
+  /**
+   * Reads a word of each cache line the heap updates of the entering neurons will touch, in a loop
+   * of independent loads, so their (mostly uncached) lines are fetched together rather than one
+   * update after another. The sum only keeps the loads from being optimised away.
+   */
+  private touchHeaps(base: number, entries: number): void {
+    const { topK: K, excerptLength: L } = this.config;
+    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits } = this;
+    let sink = 0;
+    for (let i = 0; i < entries; i++) {
+      const h = (base + entering[i]) * K;
+      sink += heapValue[h + K - 1] + heapExcerpt[h + K - 1] + heapSlot[h + K - 1];
+      const row = (h + heapSlot[h]) * L;
+      sink += rowUnits[row] + rowUnits[row + L - 1];
+    }
+    this.touched = sink;
+  }
+
+  /**
+   * Row i of `gathered` := the activations of neuron entering[i] over the excerpt, as stored rows
+   * hold them (float16 bits or float32 bits). Token-major, so the block is read sequentially.
+   */
+  private gatherRows(data: Float32Array, offset: number, entries: number): void {
+    const { dMlp, excerptLength: L } = this.config;
+    const seq = this.currentLength;
+    const { entering, gathered } = this;
+    const bits = this.bitsOf(data);
+    if (this.rows instanceof Uint16Array) {
+      for (let t = 0, r = offset; t < seq; t++, r += dMlp) {
+        for (let i = 0, at = t; i < entries; i++, at += L) gathered[at] = fastHalfBits(bits[r + entering[i]]);
+      }
+    } else {
+      for (let t = 0, r = offset; t < seq; t++, r += dMlp) {
+        for (let i = 0, at = t; i < entries; i++, at += L) gathered[at] = bits[r + entering[i]];
+      }
+    }
+  }
+
+  /** A Uint32Array over the same memory as `data` (cached: the kernel's block is the same every time). */
+  private bitsOf(data: Float32Array): Uint32Array {
+    let bits = this.blockBits;
+    if (bits === null || bits.buffer !== data.buffer || bits.byteOffset !== data.byteOffset || bits.length !== data.length) {
+      bits = this.blockBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    }
+    return bits;
   }
 
   /** Each neuron's shift is its mean on the first excerpt, which keeps the power sums well conditioned. */
@@ -455,81 +604,44 @@ export class NeuronStatsAccumulator {
     }
   }
 
-  /**
-   * Adds the block's power sums and leaves each neuron's max and argmax in excerptMax/Argmax.
-   * Two neurons per pass (adjacent columns share cache lines and the loop overhead); with an odd
-   * dMlp the last pass reads its one column twice and keeps one result.
-   */
-  private scanMoments(base: number, data: Float32Array, offset: number): void {
+  /** Adds the kernel's per-excerpt sums to the running power sums, refusing non-finite activations first. */
+  private addPowerSums(base: number): void {
     const { dMlp } = this.config;
-    const seq = this.currentLength;
-    const { shift, powerSums, excerptMax, excerptArgmax } = this;
-    for (let j = 0; j < dMlp; j += 2) {
-      const next = j + 1 < dMlp ? 1 : 0;
-      const ca = shift[base + j];
-      const cb = shift[base + j + next];
-      let a1 = 0, a2 = 0, a3 = 0, a4 = 0, aMax = -Infinity, aArg = 0;
-      let b1 = 0, b2 = 0, b3 = 0, b4 = 0, bMax = -Infinity, bArg = 0;
-      for (let t = 0, p = offset + j; t < seq; t++, p += dMlp) {
-        const x = data[p];
-        const y = data[p + next];
-        const da = x - ca;
-        const db = y - cb;
-        const da2 = da * da;
-        const db2 = db * db;
-        a1 += da;
-        a2 += da2;
-        a3 += da2 * da;
-        a4 += da2 * da2;
-        b1 += db;
-        b2 += db2;
-        b3 += db2 * db;
-        b4 += db2 * db2;
-        if (x > aMax) {
-          aMax = x;
-          aArg = t;
-        }
-        if (y > bMax) {
-          bMax = y;
-          bArg = t;
-        }
-      }
-      if (a1 - a1 !== 0 || b1 - b1 !== 0) this.throwNonFinite(base, j, data, offset);
-      const q = 4 * (base + j);
-      powerSums[q] += a1;
-      powerSums[q + 1] += a2;
-      powerSums[q + 2] += a3;
-      powerSums[q + 3] += a4;
-      excerptMax[j] = aMax;
-      excerptArgmax[j] = aArg;
-      if (next) {
-        powerSums[q + 4] += b1;
-        powerSums[q + 5] += b2;
-        powerSums[q + 6] += b3;
-        powerSums[q + 7] += b4;
-        excerptMax[j + 1] = bMax;
-        excerptArgmax[j + 1] = bArg;
-      }
+    const { sums } = this.kernel;
+    // Σd is non-finite exactly when some activation is (finite float32 values cannot overflow it).
+    for (let j = 0; j < dMlp; j++) {
+      const s = sums[j];
+      if (s - s !== 0) this.throwNonFinite(base, j);
+    }
+    const powerSums = this.powerSums;
+    for (let j = 0, q = 4 * base; j < dMlp; j++, q += 4) {
+      powerSums[q] += sums[j];
+      powerSums[q + 1] += sums[dMlp + j];
+      powerSums[q + 2] += sums[2 * dMlp + j];
+      powerSums[q + 3] += sums[3 * dMlp + j];
     }
   }
 
-  /** Names the neuron (j or, in a pair, j + 1) whose activations are not all finite. */
-  private throwNonFinite(base: number, j: number, data: Float32Array, offset: number): never {
+  /** Names the excerpt, layer and neuron (j within the layer) of a non-finite activation. */
+  private throwNonFinite(base: number, j: number): never {
     const { dMlp, layers } = this.config;
-    let finite = true;
-    for (let t = 0; t < this.currentLength; t++) finite &&= Number.isFinite(data[offset + t * dMlp + j]);
-    const neuron = finite ? j + 1 : j;
-    throw new NeuronStatsError(`non-finite activation in excerpt ${this.current}, layer ${layers[base / dMlp]}, neuron ${neuron}`);
+    throw new NeuronStatsError(`non-finite activation in excerpt ${this.current}, layer ${layers[base / dMlp]}, neuron ${j}`);
   }
 
-  private storeRow(n: number, heapSlot: number, data: Float32Array, start: number): void {
-    const { dMlp, excerptLength: L, topK: K } = this.config;
-    const base = (n * K + heapSlot) * L;
-    const rows = this.rows;
-    if (rows instanceof Uint16Array) {
-      for (let t = 0, p = start; t < this.currentLength; t++, p += dMlp) rows[base + t] = float16Bits(data[p]);
+  /** Copies gathered row i (see gatherRows) into the neuron's row for heap slot `heapSlot`. */
+  private storeRow(n: number, heapSlot: number, i: number): void {
+    const { excerptLength: L, topK: K } = this.config;
+    const to = (n * K + heapSlot) * L;
+    const from = i * L;
+    const length = this.currentLength;
+    const { rowUnits, gathered, rowPairs, gatheredPairs } = this;
+    if (rowPairs !== null && gatheredPairs !== null) {
+      // Two float16 values per word (L is even, so rows start on word boundaries).
+      const pairs = length >> 1;
+      for (let w = 0, a = to >> 1, b = from >> 1; w < pairs; w++) rowPairs[a + w] = gatheredPairs[b + w];
+      if (length & 1) rowUnits[to + length - 1] = gathered[from + length - 1];
     } else {
-      for (let t = 0, p = start; t < this.currentLength; t++, p += dMlp) rows[base + t] = data[p];
+      for (let t = 0; t < length; t++) rowUnits[to + t] = gathered[from + t];
     }
   }
 
@@ -553,12 +665,13 @@ export class NeuronStatsAccumulator {
     heapSlot[b] = s;
   }
 
-  private heapPush(n: number, value: number, excerpt: number, data: Float32Array, start: number, size: number): void {
+  /** Adds (value, excerpt) with gathered row i to the neuron's heap of `size` < K entries. */
+  private heapPush(n: number, value: number, excerpt: number, row: number, size: number): void {
     const h = n * this.config.topK;
     this.heapValue[h + size] = value;
     this.heapExcerpt[h + size] = excerpt;
     this.heapSlot[h + size] = size;
-    this.storeRow(n, size, data, start);
+    this.storeRow(n, size, row);
     let i = size;
     while (i > 0) {
       const parent = (i - 1) >> 1;
@@ -566,14 +679,16 @@ export class NeuronStatsAccumulator {
       this.swap(h + i, h + parent);
       i = parent;
     }
+    this.heapRoot[n] = this.heapValue[h];
   }
 
-  private heapReplaceRoot(n: number, value: number, excerpt: number, data: Float32Array, start: number): void {
+  /** Replaces the root (the worst of K entries) by (value, excerpt) with gathered row i. */
+  private heapReplaceRoot(n: number, value: number, excerpt: number, row: number): void {
     const K = this.config.topK;
     const h = n * K;
     this.heapValue[h] = value;
     this.heapExcerpt[h] = excerpt;
-    this.storeRow(n, this.heapSlot[h], data, start);
+    this.storeRow(n, this.heapSlot[h], row);
     let i = 0;
     for (;;) {
       const left = 2 * i + 1;
@@ -584,6 +699,7 @@ export class NeuronStatsAccumulator {
       this.swap(h + i, h + child);
       i = child;
     }
+    this.heapRoot[n] = this.heapValue[h];
   }
 
   private binOf(x: number): number {
@@ -606,19 +722,42 @@ export class NeuronStatsAccumulator {
   private flushPending(): void {
     const count = this.pendingCount;
     if (count === 0) return;
-    for (let n = 0; n < this.neuronCount; n++) {
-      const at = n * PENDING_EXCERPTS;
-      for (let b = 0; b < count; b++) this.addToQuantileBin(n, this.pendingMax[at + b], this.pendingExcerpt[b], this.pendingPriority[b]);
+    const N = this.neuronCount;
+    const F = this.config.histogram.bins;
+    const S = this.config.quantileSampleSize;
+    const { edges, binCells, binState, pendingMax, pendingExcerpt, pendingPriority } = this;
+    const low = edges[1];
+    const high = edges[F - 1];
+    const lastCell = binCells.length - 1;
+    const cellsPerUnit = 1 / this.binCellWidth;
+    for (let n = 0; n < N; n++) {
+      for (let b = 0; b < count; b++) {
+        // binOf, inlined: the cell is only a first guess, the edges decide.
+        const x = pendingMax[b * N + n];
+        let j: number;
+        if (x < low) j = 0;
+        else if (x >= high) j = F - 1;
+        else {
+          j = binCells[Math.min(lastCell, Math.floor((x - low) * cellsPerUnit))];
+          while (x < edges[j]) j--;
+          while (x >= edges[j + 1]) j++;
+        }
+        const bin = n * F + j;
+        const state = 3 * bin;
+        binState[state]++;
+        // Most excerpts are not among a full bin's smallest priorities.
+        if ((binState[state + 2] & 0xff) === S && pendingPriority[b] > binState[state + 1]) continue;
+        this.sampleIntoBin(bin, pendingExcerpt[b], pendingPriority[b]);
+      }
     }
     this.pendingCount = 0;
   }
 
-  private addToQuantileBin(n: number, max: number, excerpt: number, priority: number): void {
+  /** Offers an excerpt (already counted in the bin) to the bin's sample of smallest priorities. */
+  private sampleIntoBin(bin: number, excerpt: number, priority: number): void {
     const S = this.config.quantileSampleSize;
-    const bin = n * this.config.histogram.bins + this.binOf(max);
     const { binState, quantileSlots } = this;
     const state = 3 * bin;
-    binState[state]++;
     const slots = bin * S;
     const held = binState[state + 2] & 0xff;
     const worstSlot = binState[state + 2] >>> 8;
@@ -645,8 +784,14 @@ export class NeuronStatsAccumulator {
     binState[state + 2] = S | (worst << 8);
   }
 
+  /** Quantile-stream priority of an excerpt, through a small direct-mapped cache (bins re-rank their samples often). */
   private quantilePriority(excerpt: number): number {
-    return samplePriority(this.config.seed, QUANTILE_SAMPLE_STREAM, excerpt);
+    const at = excerpt & (PRIORITY_CACHE_SIZE - 1);
+    if (this.priorityCacheKey[at] === excerpt) return this.priorityCacheValue[at];
+    const priority = samplePriority(this.config.seed, QUANTILE_SAMPLE_STREAM, excerpt);
+    this.priorityCacheKey[at] = excerpt;
+    this.priorityCacheValue[at] = priority;
+    return priority;
   }
 
   private sumAtPositions(token: number, data: Float32Array, start: number): number {
@@ -663,31 +808,34 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Mean-activation candidates: every occurrence of a candidate token is added to its sum. The
-   * token at the excerpt's argmax may replace the candidate with the lowest running mean if its
-   * mean in this excerpt is higher, but only when the excerpt's max reaches `candidateFloor`, the
-   * lowest candidate mean when the set last changed (−∞ while a slot is free): most excerpts are
-   * then settled by one comparison. A token's mean covers its occurrences since it last became a
-   * candidate — exact for tokens that stay candidates from their first argmax on.
+   * Mean-activation candidates, part 1: every occurrence of a candidate token is added to its sum
+   * (before part 2 may change the neuron's set).
    */
-  private updateTokenCandidates(n: number, data: Float32Array, start: number, argmax: number, max: number): void {
+  private addCandidateOccurrences(k: number, token: number, data: Float32Array, start: number): void {
+    this.candidateSum[k] += this.sumAtPositions(token, data, start);
+    this.candidateMeans[k] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
+  }
+
+  /**
+   * Part 2, for a neuron whose excerpt max reached `candidateFloor`: the token at the excerpt's
+   * argmax may replace the candidate with the lowest running mean if its mean in this excerpt is
+   * higher. The floor is the lowest candidate mean when the set last changed (−∞ while a slot is
+   * free), so most excerpts never get here. A token's mean covers its occurrences since it last
+   * became a candidate — exact for tokens that stay candidates from their first argmax on.
+   */
+  private offerTokenCandidate(n: number, data: Float32Array, start: number, argmax: number): void {
     const C = this.config.topTokenCandidates;
     const base = n * C;
-    const { candidateToken, candidateSum, tokenOccurrences } = this;
+    const { candidateToken, candidateMeans, tokenOccurrences } = this;
     const argToken = this.currentTokens[argmax];
-    let found = false;
-    for (let k = base; k < base + C; k++) {
-      const token = candidateToken[k];
-      if (token === argToken) found = true;
-      if (token >= 0 && tokenOccurrences[token] !== 0) candidateSum[k] += this.sumAtPositions(token, data, start);
-    }
-    if (found || max < this.candidateFloor[n]) return;
+    for (let k = base; k < base + C; k++) if (candidateToken[k] === argToken) return;
     // The weakest candidate, and the floor the set will have if the newcomer replaces it.
     let worst = base;
     let worstMean = Infinity;
     let secondMean = Infinity;
     for (let k = base; k < base + C; k++) {
-      const mean = candidateToken[k] < 0 ? -Infinity : this.candidateMean(k);
+      let mean = candidateMeans[k];
+      if (mean !== mean) mean = candidateMeans[k] = this.candidateMean(k);
       if (mean < worstMean) {
         secondMean = worstMean;
         worst = k;
@@ -700,8 +848,9 @@ export class NeuronStatsAccumulator {
     const mean = sum / tokenOccurrences[argToken];
     if (!(mean > worstMean)) return;
     candidateToken[worst] = argToken;
-    candidateSum[worst] = sum;
+    this.candidateSum[worst] = sum;
     this.candidateBase[worst] = this.tokenCount[argToken];
+    candidateMeans[worst] = mean; // = sum / (count − base) with base = count: the same division
     this.candidateFloor[n] = Math.min(mean, secondMean);
   }
 
@@ -988,6 +1137,15 @@ export class NeuronStatsAccumulator {
     return [headerBytes.buffer.slice(0, headerBytes.byteLength), ...arrays.map(([, array]) => array.slice().buffer as ArrayBuffer)];
   }
 
+  /** Caches kept beside the serialised state, recomputed from it after loading a checkpoint. */
+  private rebuildDerivedState(): void {
+    const K = this.config.topK;
+    for (let n = 0; n < this.neuronCount; n++) this.heapRoot[n] = this.heapValue[n * K];
+    for (let k = 0; k < this.candidateToken.length; k++) {
+      this.candidateMeans[k] = this.candidateToken[k] < 0 ? -Infinity : this.candidateMean(k);
+    }
+  }
+
   static deserialize(parts: readonly ArrayBuffer[]): NeuronStatsAccumulator {
     const bad = (why: string): never => {
       throw new NeuronStatsError(`not a valid neuron statistics checkpoint: ${why}`);
@@ -1038,6 +1196,7 @@ export class NeuronStatsAccumulator {
     accumulator.excerptsSeen = excerptsSeen as number;
     accumulator.tokensSeen = tokensSeen as number;
     accumulator.randomCount = randomCount as number;
+    accumulator.rebuildDerivedState();
     return accumulator;
   }
 }

@@ -107,12 +107,7 @@ export class ActivationCapturer {
     const key = `${layers.join(',')}|${logits}|${hooks.pre ? 'pre' : ''}|${hooks.gelu}`;
     let prepared = this.sessions.get(key);
     if (!prepared) {
-      prepared = (async () => {
-        const instrumented = instrumentModel(this.model.onnxBytes, { layers, logits, dModel: this.model.config.dModel, ...hooks });
-        const { session, backend } = await this.runtime.createSession(instrumented.bytes, { externalData: this.model.externalData });
-        this.backend = backend;
-        return { session, backend, inputs: instrumented.inputs };
-      })();
+      prepared = this.createSession(layers, logits, hooks);
       prepared.catch(() => this.sessions.delete(key));
       // Keep at most a couple of graphs alive: each holds its own copy of the weights.
       if (this.sessions.size >= 2) {
@@ -123,6 +118,51 @@ export class ActivationCapturer {
       this.sessions.set(key, prepared);
     }
     return prepared;
+  }
+
+  /**
+   * Instruments the graph and starts a session on it. Where the runtime reads model files itself
+   * (Node), the instrumented bytes go to a temporary file and every JavaScript copy of the model is
+   * let go of (and collected) first, so that memory never holds the model file, the instrumented
+   * copy and onnxruntime's copy at once; the graph is read again from its source when another
+   * session needs it.
+   */
+  private async createSession(layers: number[], logits: boolean, hooks: SessionHooks): Promise<PreparedSession> {
+    const { runtime } = this;
+    // Nullable so that the references can be dropped before the session is created.
+    let graph: { onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } | null = await this.graph();
+    let instrumented: { bytes: Uint8Array; inputs: PreparedSession['inputs'] } | null = instrumentModel(graph.onnxBytes, {
+      layers,
+      logits,
+      dModel: this.model.config.dModel,
+      ...hooks,
+    });
+    const inputs = instrumented.inputs;
+    if (!runtime.stageModel) {
+      const { session, backend } = await runtime.createSession(instrumented.bytes, { externalData: graph.externalData });
+      this.backend = backend;
+      return { session, backend, inputs };
+    }
+    const staged = await runtime.stageModel(instrumented.bytes, graph.externalData);
+    try {
+      instrumented = null;
+      graph = null;
+      this.model.onnxBytes = new Uint8Array(0);
+      this.model.externalData = [];
+      runtime.reclaimMemory?.();
+      const { session, backend } = await runtime.createSession(staged.path);
+      this.backend = backend;
+      return { session, backend, inputs };
+    } finally {
+      await staged.dispose();
+    }
+  }
+
+  /** The model's graph and external data, read again from the source if they were let go of. */
+  private async graph(): Promise<{ onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }> {
+    const { model } = this;
+    if (model.onnxBytes.byteLength > 0 || model.onnxSize === 0) return { onnxBytes: model.onnxBytes, externalData: model.externalData };
+    return model.reload();
   }
 
   /** Creates the session for a request ahead of time (so load time is separate from run time). */

@@ -14,9 +14,17 @@ export interface LoadedModel {
   tokenizer: Gpt2Tokenizer;
   /** Which ONNX file of the source was used. */
   onnxPath: string;
+  /**
+   * The graph's bytes. May be emptied (with `externalData`) to save memory once sessions exist;
+   * `reload` then reads them again from the source.
+   */
   onnxBytes: Uint8Array;
+  /** Size of the ONNX file in bytes (stays when onnxBytes is emptied). */
+  onnxSize: number;
   externalData: { path: string; data: Uint8Array }[];
   info: ModelInfo;
+  /** Reads the ONNX file and its external data again, checked to be the same size as before. */
+  reload: () => Promise<{ onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }>;
 }
 
 export interface LoadModelOptions {
@@ -56,12 +64,23 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
       `${source.label}: ${onnxPath} has ${info.nLayer} MLP layers of width ${info.dMlp}, but config.json says ${config.nLayer} of width ${config.dMlp}: the files do not belong together`,
     );
   }
-  const externalData: { path: string; data: Uint8Array }[] = [];
   const dir = onnxPath.includes('/') ? onnxPath.slice(0, onnxPath.lastIndexOf('/') + 1) : '';
-  for (const location of info.externalDataFiles) {
-    const data = await source.read(dir + location, options.onProgress);
-    if (!data) throw new ModelNotFoundError(`${source.label}: ${onnxPath} stores its weights in ${location}, which is missing`);
-    externalData.push({ path: location, data });
-  }
-  return { label: source.label, config, tokenizer, onnxPath, onnxBytes, externalData, info };
+  const readExternalData = async () => {
+    const files: { path: string; data: Uint8Array }[] = [];
+    for (const location of info.externalDataFiles) {
+      const data = await source.read(dir + location, options.onProgress);
+      if (!data) throw new ModelNotFoundError(`${source.label}: ${onnxPath} stores its weights in ${location}, which is missing`);
+      files.push({ path: location, data });
+    }
+    return files;
+  };
+  const externalData = await readExternalData();
+  const path = onnxPath;
+  const size = onnxBytes.byteLength;
+  const reload = async () => {
+    const bytes = await source.read(path, options.onProgress);
+    if (!bytes || bytes.byteLength !== size) throw new ModelNotFoundError(`${source.label}: ${path} is gone or changed since the model was loaded`);
+    return { onnxBytes: bytes, externalData: await readExternalData() };
+  };
+  return { label: source.label, config, tokenizer, onnxPath, onnxBytes, onnxSize: size, externalData, info, reload };
 }
