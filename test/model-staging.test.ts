@@ -147,6 +147,22 @@ describe('staged model loading (onnxruntime-node)', () => {
     }
   });
 
+  it('keeps the bytes in memory when the model cannot be staged', async () => {
+    const model = await loadModel(await dirSource(TINY));
+    const failing: OrtRuntime = { ...node, stageModel: async () => Promise.reject(new Error('ENOSPC: no space left on device')) };
+    const capturer = new ActivationCapturer(model, failing);
+    try {
+      const got = await capturer.runTokens(IDS, { layers: [0] });
+      expect(model.onnxBytes.byteLength).toBe(model.onnxSize);
+      const expected = await reference.runTokens(IDS, { layers: [0] });
+      let worst = 0;
+      expected.layers.get(0)!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - got.layers.get(0)![i]))));
+      expect(worst).toBeLessThan(1e-5);
+    } finally {
+      await capturer.dispose();
+    }
+  });
+
   it('says clearly when the model file changed before it could be read again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'neurolens-changing-'));
     folders.push(dir);

@@ -138,12 +138,13 @@ export class ActivationCapturer {
       ...hooks,
     });
     const inputs = instrumented.inputs;
-    if (!runtime.stageModel) {
+    // Staging can fail (a full or read-only temporary folder): then the bytes go over as they are.
+    const staged = runtime.stageModel ? await runtime.stageModel(instrumented.bytes, graph.externalData).catch(() => null) : null;
+    if (!staged) {
       const { session, backend } = await runtime.createSession(instrumented.bytes, { externalData: graph.externalData });
       this.backend = backend;
       return { session, backend, inputs };
     }
-    const staged = await runtime.stageModel(instrumented.bytes, graph.externalData);
     try {
       instrumented = null;
       graph = null;

@@ -5,7 +5,9 @@
  * With onnxruntime-node, instrumented models are handed over as temporary files (stageModel), so
  * the JavaScript side can let go of its copy before onnxruntime builds its own; the memory peak
  * of loading a model is then about twice the weights (onnxruntime's parse and its tensors) rather
- * than four times.
+ * than four times. The files go to the system's temporary folder (TMPDIR) and are removed once the
+ * session exists; where that folder is in memory (tmpfs), the saving is the process's, not the
+ * machine's.
  */
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
