@@ -29,7 +29,7 @@ import type { SequenceSimulation, SimulationMode } from './explanation-types.ts'
 import { valueDistributionFromTopLogprobs, type ValueDistribution } from './expected-value.ts';
 import { generationFields } from './prompt-format.ts';
 import type { SimulateCallOptions, Simulator, SimulatorOptions } from './simulator.ts';
-import { checkSimulationInput, sequenceSimulationFromDistributions } from './simulator.ts';
+import { sequenceSimulationFromDistributions, simulateEachSequence } from './simulator.ts';
 import { buildLogprobSimulationMessages, retryReminder } from './simulator-prompt.ts';
 
 /** The server answered without logprobs although they were asked for. */
@@ -256,8 +256,7 @@ export class LogprobSimulator implements Simulator {
     tokens: readonly (readonly string[])[],
     options: SimulateCallOptions = {},
   ): Promise<SequenceSimulation[]> {
-    checkSimulationInput(explanation, tokens);
-    return Promise.all(tokens.map((sequence) => this.simulateSequence(explanation, sequence, options.signal)));
+    return simulateEachSequence(explanation, tokens, this.mode, (sequence) => this.simulateSequence(explanation, sequence, options.signal));
   }
 
   private async simulateSequence(
@@ -265,7 +264,6 @@ export class LogprobSimulator implements Simulator {
     tokens: readonly string[],
     signal: AbortSignal | undefined,
   ): Promise<SequenceSimulation> {
-    if (tokens.length === 0) return sequenceSimulationFromDistributions([], [], this.mode);
     let distributions = await this.ask(explanation, tokens, undefined, signal);
     const retries = this.options.retries ?? 1;
     for (let r = 0; r < retries && distributions.includes(null); r++) {

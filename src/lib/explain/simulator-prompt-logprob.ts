@@ -22,7 +22,7 @@ import type { ChatCompleter, ChatRequest, ChatResponse } from '../llm/types.ts';
 import type { SequenceSimulation, SimulationMode } from './explanation-types.ts';
 import { valueDistributionFromTopLogprobs, type ValueDistribution } from './expected-value.ts';
 import type { SimulateCallOptions, Simulator, SimulatorOptions } from './simulator.ts';
-import { checkSimulationInput, sequenceSimulationFromDistributions } from './simulator.ts';
+import { sequenceSimulationFromDistributions, simulateEachSequence } from './simulator.ts';
 import { buildPromptLogprobMessages, VALUE_PLACEHOLDER } from './simulator-prompt.ts';
 
 /** The server answered without `prompt_logprobs` (it is not vLLM, or too old). */
@@ -100,8 +100,7 @@ export class PromptLogprobSimulator implements Simulator {
     tokens: readonly (readonly string[])[],
     options: SimulateCallOptions = {},
   ): Promise<SequenceSimulation[]> {
-    checkSimulationInput(explanation, tokens);
-    return Promise.all(tokens.map((sequence) => this.simulateSequence(explanation, sequence, options.signal)));
+    return simulateEachSequence(explanation, tokens, this.mode, (sequence) => this.simulateSequence(explanation, sequence, options.signal));
   }
 
   private async simulateSequence(
@@ -109,7 +108,6 @@ export class PromptLogprobSimulator implements Simulator {
     tokens: readonly string[],
     signal: AbortSignal | undefined,
   ): Promise<SequenceSimulation> {
-    if (tokens.length === 0) return sequenceSimulationFromDistributions([], [], this.mode);
     const request: ChatRequest = {
       model: this.options.model,
       messages: buildPromptLogprobMessages(explanation, tokens),

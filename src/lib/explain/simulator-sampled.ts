@@ -13,7 +13,7 @@ import type { SequenceSimulation, SimulationMode } from './explanation-types.ts'
 import type { ValueDistribution } from './expected-value.ts';
 import { generationFields } from './prompt-format.ts';
 import type { SimulateCallOptions, Simulator, SimulatorOptions } from './simulator.ts';
-import { checkSimulationInput, sequenceSimulationFromDistributions } from './simulator.ts';
+import { sequenceSimulationFromDistributions, simulateEachSequence } from './simulator.ts';
 import { buildSampledSimulationMessages, retryReminder, SAMPLED_ANSWER_SCHEMA } from './simulator-prompt.ts';
 
 /** Output tokens allowed per excerpt token (`{"index": 12, "value": 3},`). */
@@ -107,8 +107,7 @@ export class SampledSimulator implements Simulator {
     tokens: readonly (readonly string[])[],
     options: SimulateCallOptions = {},
   ): Promise<SequenceSimulation[]> {
-    checkSimulationInput(explanation, tokens);
-    return Promise.all(tokens.map((sequence) => this.simulateSequence(explanation, sequence, options.signal)));
+    return simulateEachSequence(explanation, tokens, this.mode, (sequence) => this.simulateSequence(explanation, sequence, options.signal));
   }
 
   private async simulateSequence(
@@ -116,7 +115,6 @@ export class SampledSimulator implements Simulator {
     tokens: readonly string[],
     signal: AbortSignal | undefined,
   ): Promise<SequenceSimulation> {
-    if (tokens.length === 0) return sequenceSimulationFromDistributions([], [], this.mode);
     const samples: number[][] = tokens.map(() => []);
     await this.collect(explanation, tokens, undefined, samples, signal);
     const retries = this.options.retries ?? 1;

@@ -98,6 +98,23 @@ export function sequenceSimulationFromDistributions(
   };
 }
 
+/**
+ * What every simulator's `simulate` does around its per-sequence work: check the input, then
+ * simulate all sequences concurrently (the client bounds concurrency); an empty sequence needs
+ * no request.
+ */
+export function simulateEachSequence(
+  explanation: string,
+  tokens: readonly (readonly string[])[],
+  mode: SimulationMode,
+  simulateOne: (sequence: readonly string[]) => Promise<SequenceSimulation>,
+): Promise<SequenceSimulation[]> {
+  checkSimulationInput(explanation, tokens);
+  return Promise.all(
+    tokens.map((sequence) => (sequence.length === 0 ? Promise.resolve(sequenceSimulationFromDistributions([], [], mode)) : simulateOne(sequence))),
+  );
+}
+
 /** Whether an error means "this server/model gives no logprobs", so sampling should take over. */
 export function isLogprobsUnavailable(err: unknown): boolean {
   return err instanceof LogprobsMissingError || isLogprobsUnsupported(err);
