@@ -1,11 +1,15 @@
 /**
  * One scan measurement, run in its own process so its peak memory is its own.
  * Usage: tsx bench/scan-bench.ts <model-dir> <scan|records> <excerpts> [batch]
- *   scan     first the model alone on the excerpts (what a scan cannot go below), then the scan
- *            as `neurolens scan` runs it on the same excerpts: the same activation source and
- *            runScan over all layers (36,864 neurons for GPT-2 small), default settings. The
- *            bookkeeping time is also timed directly: from the moment runScan asks for the next
- *            batch (just before it digests the current one) to its progress report after it.
+ *   scan     the model alone on the excerpts (what a scan cannot go below), then the scan as
+ *            `neurolens scan` runs it on the same excerpts (the same activation source and
+ *            runScan over all layers: 36,864 neurons for GPT-2 small, default settings), then the
+ *            model alone again. The end-to-end overhead compares the scan with the mean of the two
+ *            model-only passes, which brackets slow drifts of the machine's speed (runs of the
+ *            same pass differ by several per cent here). The bookkeeping is also timed directly,
+ *            from the moment runScan asks for the next batch (just before it digests the current
+ *            one) to its progress report after it, and set against the rest of the same run (the
+ *            model's share), which no drift between passes can skew.
  *   records  the scan of one layer, then its NeuronRecords built and serialised as the CLI does
  * Excerpts are 64-token pieces of the default corpus (public/corpus/default.jsonl), cut as the
  * CLI cuts them. Prints one JSON object on stdout.
@@ -90,9 +94,12 @@ const result: Record<string, unknown> = {
 };
 
 if (mode === 'scan') {
-  const forwardStarted = performance.now();
-  for (let i = 0; i < ids.length; i += batchSize) await source(ids.slice(i, i + batchSize));
-  const forwardSeconds = (performance.now() - forwardStarted) / 1000;
+  const forwardPass = async () => {
+    const started = performance.now();
+    for (let i = 0; i < ids.length; i += batchSize) await source(ids.slice(i, i + batchSize));
+    return (performance.now() - started) / 1000;
+  };
+  const forwardBefore = await forwardPass();
 
   // Bookkeeping of batch i: from runScan's call for batch i + 1 (made right before it digests
   // batch i) to its progress report after digesting it.
@@ -120,18 +127,25 @@ if (mode === 'scan') {
     },
   });
   const seconds = (performance.now() - started) / 1000;
+  const peakDuringScan = phasePeak ? highWaterMB() : null;
+  const rssAfterScan = rssMB();
+  const forwardAfter = await forwardPass();
+  const forwardSeconds = (forwardBefore + forwardAfter) / 2;
+  const bookkeepingSeconds = bookkeeping / 1000;
   Object.assign(result, {
     forwardSeconds: +forwardSeconds.toFixed(2),
+    forwardPassesSeconds: [+forwardBefore.toFixed(2), +forwardAfter.toFixed(2)],
     forwardTokensPerSecond: Math.round(tokens / forwardSeconds),
     scanSeconds: +seconds.toFixed(2),
     scanTokensPerSecond: Math.round(tokens / seconds),
     overheadPercent: +((100 * (seconds - forwardSeconds)) / forwardSeconds).toFixed(1),
-    bookkeepingSeconds: +(bookkeeping / 1000).toFixed(2),
+    bookkeepingSeconds: +bookkeepingSeconds.toFixed(2),
     bookkeepingMsPerExcerpt: +(bookkeeping / ids.length).toFixed(2),
-    bookkeepingPercentOfForward: +((100 * bookkeeping) / 1000 / forwardSeconds).toFixed(1),
+    bookkeepingPercentOfForward: +((100 * bookkeepingSeconds) / forwardSeconds).toFixed(1),
+    bookkeepingPercentOfRunForward: +((100 * bookkeepingSeconds) / (seconds - bookkeepingSeconds)).toFixed(1),
     rssBeforeScanMB: beforeScanMB,
-    peakRssDuringScanMB: phasePeak ? highWaterMB() : null,
-    rssAfterScanMB: rssMB(),
+    peakRssDuringScanMB: peakDuringScan,
+    rssAfterScanMB: rssAfterScan,
   });
 } else {
   // One layer's records (3,072 for GPT-2 small), as the CLI writes them, to time the record phase.

@@ -6,16 +6,19 @@
  * - top-K excerpts by max activation: a min-heap of (max, excerpt index), ties broken towards the
  *   smaller excerpt index, with the excerpt's activations stored when it enters the heap (so the
  *   top records need no second pass). Most excerpts fail one comparison against the heap root.
- * - moments of all per-token activations: power sums of (x − shift) in float64, where the shift is
- *   the neuron's mean on the first excerpt (keeps cancellation small). Kurtosis is *excess*
- *   kurtosis (normal = 0); see `momentsOf`.
+ * - moments of all per-token activations: power sums of (x − shift), per excerpt in float32 (the
+ *   moment kernel's SIMD lanes) and over the corpus in float64, where the shift is the neuron's
+ *   mean on the first excerpt (keeps cancellation small); about 1e-6 relative error. Kurtosis is
+ *   *excess* kurtosis (normal = 0); see `momentsOf`.
  * - a histogram of per-excerpt maxima on fixed bins, equally spaced in asinh(x / unit) so they are
  *   fine near zero and relatively even for large values, from which quantile boundaries are read.
  * - per histogram bin, the `quantileSampleSize` excerpts of smallest quantile-stream priority
  *   (see seeded-random.ts). A quantile bin is a union of histogram bins, and the smallest
  *   priorities of a union are among the smallest of its parts, so each quantile bin gets an exact
  *   uniform sample of the excerpts in it.
- * - approximate tokens with the highest mean activation (see `topMeanTokens`).
+ * - approximate tokens with the highest mean activation (see `topMeanTokens`): candidates are
+ *   the tokens at which excerpts entering the top-K peak, each mean exact from the moment its
+ *   token became a candidate.
  * Shared by all neurons (as in the paper's released data): a uniform random sample of excerpts,
  * the `randomSampleSize` excerpts of smallest random-stream priority.
  *
@@ -33,15 +36,15 @@
  *
  * Memory per neuron (defaults K=20, L=64, float16 rows, 64 bins, 5 samples, 10 token candidates):
  * top-K rows 2,560 B + heap 204 B + histogram state 768 B + quantile samples 1,280 B + moments
- * 44 B + token candidates 248 B + buffered maxima 512 B ≈ 5.6 KB: 207 MB for GPT-2 small
- * (36,864 neurons), plus a token-count table of 4 bytes per vocabulary entry and about 2 MB of
- * per-layer scratch.
+ * 44 B + token candidates 328 B (with their list links) + buffered maxima 512 B ≈ 5.7 KB: 210 MB
+ * for GPT-2 small (36,864 neurons), plus per-token tables of 4 bytes per vocabulary entry (and
+ * per layer for the candidate lists: 2.4 MB for GPT-2 small) and about 2 MB of per-layer scratch.
  *
  * Speed: adding an excerpt reads each activation once, in the moment kernel (moment-kernel.ts);
  * after that, a neuron costs a few comparisons against contiguous arrays unless its excerpt max
- * enters its top-K, or reaches its token-candidate floor (see accumulateLayer). The results do
- * not depend on how the work is ordered (each piece of state belongs to one neuron and sees its
- * excerpts in order), and are bit-for-bit those of the straightforward per-neuron loop.
+ * enters its top-K, or the excerpt holds one of its candidate tokens (see accumulateLayer). The
+ * results do not depend on how the work is ordered (each piece of state belongs to one neuron and
+ * sees its excerpts in order), and are bit-for-bit those of the straightforward per-neuron loop.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
 import { float16ToFloat32 } from '../model/float16.ts';
@@ -181,25 +184,43 @@ function histogramEdges({ bins, min, max, unit }: HistogramConfig): Float64Array
   return edges;
 }
 
-/**
- * A lookup table for binning without transcendental functions: cells narrower than the narrowest
- * bin, each holding the bin its left end falls in, so a value is at most one bin past its cell's.
- */
-function binLookup(edges: Float64Array): { cells: Uint16Array; width: number } {
-  const bins = edges.length - 1;
-  let narrowest = Infinity;
-  for (let j = 1; j < bins - 1; j++) narrowest = Math.min(narrowest, edges[j + 1] - edges[j]);
-  const span = edges[bins - 1] - edges[1];
-  const count = Math.min(1 << 20, Math.ceil((2 * span) / narrowest) + 1);
-  const width = span / (count - 1);
-  const cells = new Uint16Array(count);
-  let j = 1;
-  for (let i = 0; i < count; i++) {
-    const x = edges[1] + i * width;
-    while (j < bins - 1 && x >= edges[j + 1]) j++;
-    cells[i] = j;
+/** The bin of x: the j with edges[j] ≤ x < edges[j + 1] (binary search). */
+function binByEdges(edges: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = edges.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (x >= edges[mid]) lo = mid;
+    else hi = mid - 1;
   }
-  return { cells, width };
+  return lo;
+}
+
+/** Marks a BIN_BY_BITS entry whose floats fall in more than one bin. */
+const SEVERAL_BINS = 0xffff;
+
+/**
+ * Binning without transcendental functions or searches: entry i is the bin of every float32
+ * whose top 16 bits (sign, exponent, 7 mantissa bits) are i, or SEVERAL_BINS for the few
+ * entries an edge falls inside. Bins are monotone in x, so the two ends of an entry's range
+ * decide. 128 KB, and the maxima of one neuron use few entries.
+ */
+function binsByBits(edges: Float64Array): Uint16Array {
+  const table = new Uint16Array(1 << 16);
+  const float = new Float32Array(2);
+  const bits = new Uint32Array(float.buffer);
+  for (let i = 0; i < table.length; i++) {
+    bits[0] = i << 16;
+    bits[1] = (i << 16) | 0xffff;
+    const [a, b] = float;
+    if (!Number.isFinite(a) || !Number.isFinite(b)) {
+      table[i] = SEVERAL_BINS; // infinities and NaNs: never binned (the scan refuses them)
+      continue;
+    }
+    const first = binByEdges(edges, a);
+    table[i] = first === binByEdges(edges, b) ? first : SEVERAL_BINS;
+  }
+  return table;
 }
 
 // float32 → IEEE half bits, round to nearest even (Node 20 has no Float16Array).
@@ -261,9 +282,8 @@ export class NeuronStatsAccumulator {
   readonly neuronCount: number;
   private readonly slotOfLayer: Map<number, number>;
   private readonly edges: Float64Array;
-  /** binOf lookup: cell i of width `binCellWidth` from histogram.min starts in bin binCells[i]. */
-  private readonly binCells: Uint16Array;
-  private readonly binCellWidth: number;
+  /** Bins by float32 bits (see binsByBits). */
+  private readonly binByBits: Uint16Array;
 
   private excerptsSeen = 0;
   private tokensSeen = 0;
@@ -271,6 +291,8 @@ export class NeuronStatsAccumulator {
 
   // Persistent state (serialised): see `stateArrays`.
   private readonly shift: Float64Array;
+  /** `shift` as float32 (its values are float32 already), the moment kernel's input; derived. */
+  private readonly shift32: Float32Array;
   /** 4 per neuron: Σd, Σd², Σd³, Σd⁴ with d = x − shift. */
   private readonly powerSums: Float64Array;
   private readonly minExcerptMax: Float32Array;
@@ -289,6 +311,8 @@ export class NeuronStatsAccumulator {
   private readonly quantileSlots: Int32Array;
   /** Excerpt maxima not yet binned ([PENDING_EXCERPTS][neuron]), with their excerpts and priorities. */
   private readonly pendingMax: Float32Array;
+  /** pendingMax's bits. */
+  private readonly pendingBits: Uint32Array;
   private readonly pendingExcerpt = new Int32Array(PENDING_EXCERPTS);
   private readonly pendingPriority = new Uint32Array(PENDING_EXCERPTS);
   private pendingCount = 0;
@@ -307,6 +331,14 @@ export class NeuronStatsAccumulator {
    */
   private readonly candidateMeans: Float64Array;
   private readonly candidateFloor: Float64Array;
+  /**
+   * Candidate slots by token, per layer: doubly linked lists through the slots, headed at
+   * candidateHead[layerSlot · tokenCapacity + token] (−1 for none). An excerpt then visits only
+   * the candidates whose token it holds, instead of testing all C per neuron. Derived, not serialised.
+   */
+  private candidateHead: Int32Array;
+  private readonly candidateNext: Int32Array;
+  private readonly candidatePrev: Int32Array;
 
   private tokenCount: Int32Array;
   private readonly randomSample: Int32Array;
@@ -319,17 +351,23 @@ export class NeuronStatsAccumulator {
   private readonly currentTokens: Int32Array;
   private readonly layerDone: Uint8Array;
   private tokenHead: Int32Array;
-  /** Bit set of the tokens in the current excerpt (the same as tokenOccurrences ≠ 0, but small enough for L1 cache). */
-  private tokenPresent: Int32Array;
+  /** The distinct tokens of the current excerpt, in order of first occurrence. */
+  private readonly distinctTokens: Int32Array;
+  private distinctCount = 0;
   /** Occurrences of each token in the current excerpt (0 for absent tokens: cleared at the end). */
   private tokenOccurrences: Uint16Array;
   private readonly nextPosition: Int32Array;
-  /** Power sums, max and argmax of one layer block (see moment-kernel.ts). */
+  /** Per-excerpt power sums and max of one layer block (see moment-kernel.ts). */
   private readonly kernel: MomentKernel;
   /** The float32 bits of the last block rows were gathered from. */
   private blockBits: Uint32Array | null = null;
-  /** Neurons (within the layer) entering their top-K in the current layer block, and their rows. */
+  /**
+   * Neurons (within the layer) entering their top-K in the current layer block, their excerpt
+   * max, the first token reaching it (found while gathering), and their rows.
+   */
   private readonly entering: Int32Array;
+  private readonly enteringMax: Float32Array;
+  private readonly enteringPeak: Int32Array;
   private readonly gathered: Uint16Array | Uint32Array;
   /** Sink of touchHeaps. */
   private touched = 0;
@@ -346,12 +384,13 @@ export class NeuronStatsAccumulator {
     const F = this.quantileTracking ? this.config.histogram.bins : 0;
     this.slotOfLayer = new Map(layers.map((layer, slot) => [layer, slot]));
     this.edges = histogramEdges(this.config.histogram);
-    ({ cells: this.binCells, width: this.binCellWidth } = binLookup(this.edges));
+    this.binByBits = binsByBits(this.edges);
 
     const rowBytes = this.config.rowPrecision === 'float16' ? 2 : 4;
-    const bytes = N * (8 * 5 + 8 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 24 + 8 : 0));
+    const bytes = N * (8 * 5 + 8 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 32 + 8 : 0));
     if (bytes > 2 ** 31) throw new NeuronStatsError(`this configuration needs ${(bytes / 2 ** 30).toFixed(1)} GiB of state; lower topK, quantileSampleSize or histogram.bins`);
     this.shift = new Float64Array(N);
+    this.shift32 = new Float32Array(N);
     this.powerSums = new Float64Array(4 * N);
     this.minExcerptMax = new Float32Array(N).fill(Infinity);
     this.heapValue = new Float32Array(N * K);
@@ -362,11 +401,14 @@ export class NeuronStatsAccumulator {
     this.binState = new Uint32Array(N * F * 3);
     this.quantileSlots = new Int32Array(N * F * S);
     this.pendingMax = new Float32Array(F > 0 ? N * PENDING_EXCERPTS : 0);
+    this.pendingBits = new Uint32Array(this.pendingMax.buffer);
     this.candidateToken = new Int32Array(N * C).fill(-1);
     this.candidateSum = new Float64Array(N * C);
     this.candidateMeans = new Float64Array(N * C).fill(-Infinity);
     this.candidateBase = new Int32Array(N * C);
     this.candidateFloor = new Float64Array(C > 0 ? N : 0).fill(-Infinity);
+    this.candidateNext = new Int32Array(N * C).fill(-1);
+    this.candidatePrev = new Int32Array(N * C).fill(-1);
 
     this.tokenCount = new Int32Array(C > 0 ? 1024 : 0);
     this.randomSample = new Int32Array(this.config.randomSampleSize);
@@ -374,11 +416,14 @@ export class NeuronStatsAccumulator {
     this.currentTokens = new Int32Array(L);
     this.layerDone = new Uint8Array(layers.length);
     this.tokenHead = new Int32Array(this.tokenCount.length);
+    this.candidateHead = new Int32Array(layers.length * this.tokenCount.length).fill(-1);
+    this.distinctTokens = new Int32Array(L);
     this.tokenOccurrences = new Uint16Array(this.tokenCount.length);
-    this.tokenPresent = new Int32Array(this.tokenCount.length >> 5);
     this.nextPosition = new Int32Array(L);
     this.kernel = createMomentKernel(dMlp, L);
     this.entering = new Int32Array(dMlp);
+    this.enteringMax = new Float32Array(dMlp);
+    this.enteringPeak = new Int32Array(dMlp);
     const halfRows = this.rows instanceof Uint16Array;
     this.gathered = halfRows ? new Uint16Array(dMlp * L) : new Uint32Array(dMlp * L);
     this.rowUnits = halfRows ? (this.rows as Uint16Array) : new Uint32Array(this.rows.buffer);
@@ -446,12 +491,13 @@ export class NeuronStatsAccumulator {
     let maxId = 0;
     for (let t = 0; t < this.currentLength; t++) maxId = Math.max(maxId, this.currentTokens[t]);
     if (maxId >= this.tokenCount.length) this.growTokenTables(maxId + 1);
+    this.distinctCount = 0;
     for (let t = 0; t < this.currentLength; t++) {
       const id = this.currentTokens[t];
+      if (this.tokenOccurrences[id] === 0) this.distinctTokens[this.distinctCount++] = id;
       this.nextPosition[t] = this.tokenOccurrences[id] === 0 ? -1 : this.tokenHead[id];
       this.tokenHead[id] = t;
       this.tokenOccurrences[id]++;
-      this.tokenPresent[id >>> 5] |= 1 << (id & 31);
     }
   }
 
@@ -459,7 +505,6 @@ export class NeuronStatsAccumulator {
     for (let t = 0; t < this.currentLength; t++) {
       const id = this.currentTokens[t];
       this.tokenOccurrences[id] = 0;
-      this.tokenPresent[id >>> 5] = 0;
     }
   }
 
@@ -474,7 +519,37 @@ export class NeuronStatsAccumulator {
     this.tokenCount = grow(this.tokenCount, new Int32Array(length));
     this.tokenHead = grow(this.tokenHead, new Int32Array(length));
     this.tokenOccurrences = grow(this.tokenOccurrences, new Uint16Array(length));
-    this.tokenPresent = grow(this.tokenPresent, new Int32Array(length >> 5));
+    const oldCapacity = this.candidateHead.length / this.config.layers.length;
+    const head = new Int32Array(this.config.layers.length * length).fill(-1);
+    for (let slot = 0; slot < this.config.layers.length; slot++) {
+      head.set(this.candidateHead.subarray(slot * oldCapacity, (slot + 1) * oldCapacity), slot * length);
+    }
+    this.candidateHead = head;
+  }
+
+  /** Head index of the candidate list of `token` in the layer of candidate slot k. */
+  private candidateListOf(k: number, token: number): number {
+    const { dMlp, topTokenCandidates: C } = this.config;
+    return Math.floor(k / (dMlp * C)) * (this.candidateHead.length / this.config.layers.length) + token;
+  }
+
+  private linkCandidate(k: number, token: number): void {
+    const list = this.candidateListOf(k, token);
+    const first = this.candidateHead[list];
+    this.candidateNext[k] = first;
+    this.candidatePrev[k] = -1;
+    if (first >= 0) this.candidatePrev[first] = k;
+    this.candidateHead[list] = k;
+  }
+
+  private unlinkCandidate(k: number, token: number): void {
+    const { candidateNext, candidatePrev } = this;
+    const next = candidateNext[k];
+    const prev = candidatePrev[k];
+    if (prev >= 0) candidateNext[prev] = next;
+    else this.candidateHead[this.candidateListOf(k, token)] = next;
+    if (next >= 0) candidatePrev[next] = prev;
+    candidateNext[k] = candidatePrev[k] = -1;
   }
 
   /**
@@ -498,12 +573,13 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * The hot path. The kernel reads the block once, token by token, for every neuron's power sums,
-   * max and argmax. Token candidates come next: a scan down the candidate tokens for those in the
-   * excerpt (a bit test each), and the floor test. One pass over the neurons then settles most of
-   * them against contiguous arrays (the excerpt min, the heap root) and lists those entering
-   * their top-K; their rows are gathered in one more token-by-token sweep over the block (reading
-   * one neuron's column alone touches a cache line per token) before their heaps are updated.
+   * The hot path. The kernel reads the block once, token by token, for every neuron's power sums
+   * and max. The occurrences of candidate tokens come next, found through the per-token lists of
+   * the excerpt's tokens. One pass over the neurons then settles most of them against contiguous
+   * arrays (the excerpt min, the heap root) and lists those entering their top-K; their rows (and
+   * the token of their peak) are gathered in one more token-by-token sweep over the block
+   * (reading one neuron's column alone touches a cache line per token) before their heaps are
+   * updated and their peak token is offered as a candidate.
    * Each piece of state belongs to one neuron, so this order gives the same result as finishing
    * one neuron after another.
    */
@@ -512,19 +588,20 @@ export class NeuronStatsAccumulator {
     const excerpt = this.current;
     const base = slot * dMlp;
     if (this.excerptsSeen === 0) this.initialiseShift(base, data, offset);
-    const block = this.kernel.run(data, offset, this.currentLength, this.shift, base);
-    this.addPowerSums(base);
-    const { max: excerptMax, argmax: excerptArgmax } = this.kernel;
+    const block = this.kernel.run(data, offset, this.currentLength, this.shift32, base);
+    this.addPowerSums(base, block.data, block.offset);
+    const excerptMax = this.kernel.max;
     if (S > 0) this.pendingMax.set(excerptMax, this.pendingCount * this.neuronCount + base);
     if (C > 0) {
-      const { candidateToken, candidateFloor, tokenPresent } = this;
-      for (let j = 0, k = base * C; j < dMlp; j++) {
-        for (const end = k + C; k < end; k++) {
-          const token = candidateToken[k];
-          if (token >= 0 && (tokenPresent[token >>> 5] >>> (token & 31)) & 1) this.addCandidateOccurrences(k, token, block.data, block.offset + j);
+      // Part 1 of the token candidates (part 2 comes with the top-K updates below).
+      const { candidateHead, candidateNext, distinctTokens } = this;
+      const lists = slot * (candidateHead.length / this.config.layers.length);
+      const firstSlot = base * C;
+      for (let i = 0; i < this.distinctCount; i++) {
+        const token = distinctTokens[i];
+        for (let k = candidateHead[lists + token]; k >= 0; k = candidateNext[k]) {
+          this.addCandidateOccurrences(k, token, block.data, block.offset + Math.floor((k - firstSlot) / C));
         }
-        // Most neurons' excerpt max is below the floor: their candidate set cannot change.
-        if (excerptMax[j] >= candidateFloor[base + j]) this.offerTokenCandidate(base + j, block.data, block.offset + j, excerptArgmax[j]);
       }
     }
     const { minExcerptMax, heapRoot, heapExcerpt, entering } = this;
@@ -534,15 +611,22 @@ export class NeuronStatsAccumulator {
       const n = base + j;
       const max = excerptMax[j];
       if (max < minExcerptMax[n]) minExcerptMax[n] = max;
-      if (!heapFull || (max >= heapRoot[n] && (max > heapRoot[n] || excerpt < heapExcerpt[n * K]))) entering[entries++] = j;
+      if (!heapFull || (max >= heapRoot[n] && (max > heapRoot[n] || excerpt < heapExcerpt[n * K]))) {
+        this.enteringMax[entries] = max;
+        entering[entries++] = j;
+      }
     }
     if (entries > 0) {
       if (heapFull) this.touchHeaps(base, entries);
       this.gatherRows(block.data, block.offset, entries);
+      const { candidateFloor } = this;
       for (let i = 0; i < entries; i++) {
         const j = entering[i];
-        if (heapFull) this.heapReplaceRoot(base + j, excerptMax[j], excerpt, i);
-        else this.heapPush(base + j, excerptMax[j], excerpt, i, this.excerptsSeen);
+        const max = excerptMax[j];
+        if (heapFull) this.heapReplaceRoot(base + j, max, excerpt, i);
+        else this.heapPush(base + j, max, excerpt, i, this.excerptsSeen);
+        // Part 2 of the token candidates: only an excerpt entering the top-K offers its peak token.
+        if (C > 0 && max >= candidateFloor[base + j]) this.offerTokenCandidate(base + j, block.data, block.offset + j, this.enteringPeak[i]);
       }
     }
   }
@@ -572,15 +656,15 @@ export class NeuronStatsAccumulator {
   private gatherRows(data: Float32Array, offset: number, entries: number): void {
     const { dMlp, excerptLength: L } = this.config;
     const seq = this.currentLength;
-    const { entering, gathered } = this;
+    const { entering, gathered, enteringMax, enteringPeak } = this;
     const bits = this.bitsOf(data);
-    if (this.rows instanceof Uint16Array) {
-      for (let t = 0, r = offset; t < seq; t++, r += dMlp) {
-        for (let i = 0, at = t; i < entries; i++, at += L) gathered[at] = fastHalfBits(bits[r + entering[i]]);
-      }
-    } else {
-      for (let t = 0, r = offset; t < seq; t++, r += dMlp) {
-        for (let i = 0, at = t; i < entries; i++, at += L) gathered[at] = bits[r + entering[i]];
+    const half = this.rows instanceof Uint16Array;
+    enteringPeak.fill(-1, 0, entries);
+    for (let t = 0, r = offset; t < seq; t++, r += dMlp) {
+      for (let i = 0, at = t; i < entries; i++, at += L) {
+        const p = r + entering[i];
+        gathered[at] = half ? fastHalfBits(bits[p]) : bits[p];
+        if (data[p] === enteringMax[i] && enteringPeak[i] < 0) enteringPeak[i] = t;
       }
     }
   }
@@ -594,32 +678,61 @@ export class NeuronStatsAccumulator {
     return bits;
   }
 
-  /** Each neuron's shift is its mean on the first excerpt, which keeps the power sums well conditioned. */
+  /**
+   * Each neuron's shift is its mean on the first excerpt (rounded to float32, the kernel's
+   * precision), which keeps the power sums well conditioned.
+   */
   private initialiseShift(base: number, data: Float32Array, offset: number): void {
     const { dMlp } = this.config;
     for (let j = 0; j < dMlp; j++) {
       let total = 0;
       for (let t = 0, p = offset + j; t < this.currentLength; t++, p += dMlp) total += data[p];
-      this.shift[base + j] = total / this.currentLength;
+      this.shift[base + j] = this.shift32[base + j] = Math.fround(total / this.currentLength);
     }
   }
 
-  /** Adds the kernel's per-excerpt sums to the running power sums, refusing non-finite activations first. */
-  private addPowerSums(base: number): void {
+  /**
+   * Adds the kernel's per-excerpt sums (float32) to the running power sums (float64). Σd⁴ is
+   * non-finite when an activation is, or when float32 overflowed: the neuron's column is then
+   * read again, to refuse the non-finite activation or redo its sums in float64.
+   */
+  private addPowerSums(base: number, data: Float32Array, offset: number): void {
     const { dMlp } = this.config;
     const { sums } = this.kernel;
-    // Σd is non-finite exactly when some activation is (finite float32 values cannot overflow it).
-    for (let j = 0; j < dMlp; j++) {
-      const s = sums[j];
-      if (s - s !== 0) this.throwNonFinite(base, j);
-    }
     const powerSums = this.powerSums;
     for (let j = 0, q = 4 * base; j < dMlp; j++, q += 4) {
+      const s4 = sums[3 * dMlp + j];
+      if (s4 - s4 !== 0) {
+        this.addPowerSumsExactly(base, j, data, offset);
+        continue;
+      }
       powerSums[q] += sums[j];
       powerSums[q + 1] += sums[dMlp + j];
       powerSums[q + 2] += sums[2 * dMlp + j];
-      powerSums[q + 3] += sums[3 * dMlp + j];
+      powerSums[q + 3] += s4;
     }
+  }
+
+  /** addPowerSums for neuron j of the layer in float64, refusing a non-finite activation. */
+  private addPowerSumsExactly(base: number, j: number, data: Float32Array, offset: number): void {
+    const { dMlp } = this.config;
+    const c = this.shift[base + j];
+    let s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+    for (let t = 0, p = offset + j; t < this.currentLength; t++, p += dMlp) {
+      const x = data[p];
+      if (x - x !== 0) this.throwNonFinite(base, j);
+      const d = x - c;
+      const d2 = d * d;
+      s1 += d;
+      s2 += d2;
+      s3 += d2 * d;
+      s4 += d2 * d2;
+    }
+    const q = 4 * (base + j);
+    this.powerSums[q] += s1;
+    this.powerSums[q + 1] += s2;
+    this.powerSums[q + 2] += s3;
+    this.powerSums[q + 3] += s4;
   }
 
   /** Names the excerpt, layer and neuron (j within the layer) of a non-finite activation. */
@@ -703,16 +816,11 @@ export class NeuronStatsAccumulator {
   }
 
   private binOf(x: number): number {
-    const { edges } = this;
-    const bins = this.config.histogram.bins;
-    if (x < edges[1]) return 0;
-    if (x >= edges[bins - 1]) return bins - 1;
-    let j = this.binCells[Math.min(this.binCells.length - 1, Math.floor((x - edges[1]) / this.binCellWidth))];
-    // A cell can straddle an edge (and rounding can put x one cell off): the edges decide.
-    while (x < edges[j]) j--;
-    while (x >= edges[j + 1]) j++;
-    return j;
+    f32Scratch[0] = x;
+    const bin = this.binByBits[u32Scratch[0] >>> 16];
+    return bin !== SEVERAL_BINS ? bin : binByEdges(this.edges, Math.fround(x));
   }
+
 
   /**
    * Bins the buffered excerpt maxima, neuron by neuron: a neuron's bin state is then read once
@@ -725,29 +833,25 @@ export class NeuronStatsAccumulator {
     const N = this.neuronCount;
     const F = this.config.histogram.bins;
     const S = this.config.quantileSampleSize;
-    const { edges, binCells, binState, pendingMax, pendingExcerpt, pendingPriority } = this;
-    const low = edges[1];
-    const high = edges[F - 1];
-    const lastCell = binCells.length - 1;
-    const cellsPerUnit = 1 / this.binCellWidth;
-    for (let n = 0; n < N; n++) {
+    const { edges, binByBits, binState, pendingMax, pendingBits, pendingExcerpt, pendingPriority } = this;
+    // Sixteen neurons (a cache line of each pending row) at a time, their excerpts in order:
+    // walking one neuron down all rows would hit one cache set with every row (the rows are a
+    // multiple of 4 KB apart), while sixteen neurons' bin state still fits in the L1 cache.
+    for (let from = 0; from < N; from += 16) {
+      const to = Math.min(N, from + 16);
       for (let b = 0; b < count; b++) {
-        // binOf, inlined: the cell is only a first guess, the edges decide.
-        const x = pendingMax[b * N + n];
-        let j: number;
-        if (x < low) j = 0;
-        else if (x >= high) j = F - 1;
-        else {
-          j = binCells[Math.min(lastCell, Math.floor((x - low) * cellsPerUnit))];
-          while (x < edges[j]) j--;
-          while (x >= edges[j + 1]) j++;
+        const row = b * N;
+        const priority = pendingPriority[b];
+        for (let n = from; n < to; n++) {
+          let j = binByBits[pendingBits[row + n] >>> 16];
+          if (j === SEVERAL_BINS) j = binByEdges(edges, pendingMax[row + n]);
+          const bin = n * F + j;
+          const state = 3 * bin;
+          binState[state]++;
+          // Most excerpts are not among a full bin's smallest priorities.
+          if ((binState[state + 2] & 0xff) === S && priority > binState[state + 1]) continue;
+          this.sampleIntoBin(bin, pendingExcerpt[b], priority);
         }
-        const bin = n * F + j;
-        const state = 3 * bin;
-        binState[state]++;
-        // Most excerpts are not among a full bin's smallest priorities.
-        if ((binState[state + 2] & 0xff) === S && pendingPriority[b] > binState[state + 1]) continue;
-        this.sampleIntoBin(bin, pendingExcerpt[b], pendingPriority[b]);
       }
     }
     this.pendingCount = 0;
@@ -817,11 +921,12 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Part 2, for a neuron whose excerpt max reached `candidateFloor`: the token at the excerpt's
-   * argmax may replace the candidate with the lowest running mean if its mean in this excerpt is
-   * higher. The floor is the lowest candidate mean when the set last changed (−∞ while a slot is
-   * free), so most excerpts never get here. A token's mean covers its occurrences since it last
-   * became a candidate — exact for tokens that stay candidates from their first argmax on.
+   * Part 2, for a neuron whose top-K the excerpt enters, when its max also reaches
+   * `candidateFloor`: the token at the excerpt's (first) peak may replace the candidate with the
+   * lowest running mean if its mean in this excerpt is higher. The floor is the lowest candidate
+   * mean when the set last changed (−∞ while a slot is free). Offering only top-K entrants keeps
+   * this off the common path (a neuron's top-K takes about K/n of its n-th excerpts). A token's
+   * mean covers its occurrences since it last became a candidate.
    */
   private offerTokenCandidate(n: number, data: Float32Array, start: number, argmax: number): void {
     const C = this.config.topTokenCandidates;
@@ -847,7 +952,9 @@ export class NeuronStatsAccumulator {
     const sum = this.sumAtPositions(argToken, data, start);
     const mean = sum / tokenOccurrences[argToken];
     if (!(mean > worstMean)) return;
+    if (candidateToken[worst] >= 0) this.unlinkCandidate(worst, candidateToken[worst]);
     candidateToken[worst] = argToken;
+    this.linkCandidate(worst, argToken);
     this.candidateSum[worst] = sum;
     this.candidateBase[worst] = this.tokenCount[argToken];
     candidateMeans[worst] = mean; // = sum / (count − base) with base = count: the same division
@@ -1008,9 +1115,9 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Approximate tokens with the highest mean activation, highest first. Only tokens that gave
-   * some excerpt's max are considered, and the set changes only as `updateTokenCandidates`
-   * describes; each mean is exact over `count` occurrences, those since the token last became a
+   * Approximate tokens with the highest mean activation, highest first. Only tokens at which an
+   * excerpt entering the neuron's top-K peaked are considered, and the set changes only as
+   * `offerTokenCandidate` describes; each mean is exact over `count` occurrences, those since the token last became a
    * candidate. Rare tokens rank high on few occurrences: filter by `count` where that matters.
    */
   topMeanTokens(neuron: number): MeanToken[] {
@@ -1141,8 +1248,13 @@ export class NeuronStatsAccumulator {
   private rebuildDerivedState(): void {
     const K = this.config.topK;
     for (let n = 0; n < this.neuronCount; n++) this.heapRoot[n] = this.heapValue[n * K];
+    this.shift32.set(this.shift);
+    this.candidateHead.fill(-1);
     for (let k = 0; k < this.candidateToken.length; k++) {
-      this.candidateMeans[k] = this.candidateToken[k] < 0 ? -Infinity : this.candidateMean(k);
+      const token = this.candidateToken[k];
+      this.candidateMeans[k] = token < 0 ? -Infinity : this.candidateMean(k);
+      if (token >= this.tokenCount.length) throw new NeuronStatsError(`not a valid neuron statistics checkpoint: candidate token ${token} was never counted`);
+      if (token >= 0) this.linkCandidate(k, token);
     }
   }
 
