@@ -196,7 +196,7 @@ function binByEdges(edges: Float64Array, x: number): number {
   return lo;
 }
 
-/** Marks a BIN_BY_BITS entry whose floats fall in more than one bin. */
+/** Marks a binsByBits entry whose floats fall in more than one bin. */
 const SEVERAL_BINS = 0xffff;
 
 /**
