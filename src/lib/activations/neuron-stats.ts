@@ -333,7 +333,7 @@ export class NeuronStatsAccumulator {
   private readonly candidateFloor: Float64Array;
   /**
    * Candidate slots by token, per layer: doubly linked lists through the slots, headed at
-   * candidateHead[layerSlot · tokenCapacity + token] (−1 for none). An excerpt then visits only
+   * candidateHead[layerSlot · tokenCount.length + token] (−1 for none; grown with tokenCount). An excerpt then visits only
    * the candidates whose token it holds, instead of testing all C per neuron. Derived, not serialised.
    */
   private candidateHead: Int32Array;
@@ -509,9 +509,9 @@ export class NeuronStatsAccumulator {
   }
 
   private growTokenTables(minLength: number): void {
-    let length = Math.max(1024, this.tokenCount.length);
+    const oldLength = this.tokenCount.length;
+    let length = Math.max(1024, oldLength);
     while (length < minLength) length *= 2;
-    // (length stays a multiple of 32: it starts at 1024 and doubles.)
     const grow = <T extends Int32Array | Uint16Array>(old: T, next: T): T => {
       next.set(old);
       return next;
@@ -519,10 +519,9 @@ export class NeuronStatsAccumulator {
     this.tokenCount = grow(this.tokenCount, new Int32Array(length));
     this.tokenHead = grow(this.tokenHead, new Int32Array(length));
     this.tokenOccurrences = grow(this.tokenOccurrences, new Uint16Array(length));
-    const oldCapacity = this.candidateHead.length / this.config.layers.length;
     const head = new Int32Array(this.config.layers.length * length).fill(-1);
     for (let slot = 0; slot < this.config.layers.length; slot++) {
-      head.set(this.candidateHead.subarray(slot * oldCapacity, (slot + 1) * oldCapacity), slot * length);
+      head.set(this.candidateHead.subarray(slot * oldLength, (slot + 1) * oldLength), slot * length);
     }
     this.candidateHead = head;
   }
@@ -530,7 +529,7 @@ export class NeuronStatsAccumulator {
   /** Head index of the candidate list of `token` in the layer of candidate slot k. */
   private candidateListOf(k: number, token: number): number {
     const { dMlp, topTokenCandidates: C } = this.config;
-    return Math.floor(k / (dMlp * C)) * (this.candidateHead.length / this.config.layers.length) + token;
+    return Math.floor(k / (dMlp * C)) * this.tokenCount.length + token;
   }
 
   private linkCandidate(k: number, token: number): void {
@@ -595,7 +594,7 @@ export class NeuronStatsAccumulator {
     if (C > 0) {
       // Part 1 of the token candidates (part 2 comes with the top-K updates below).
       const { candidateHead, candidateNext, distinctTokens } = this;
-      const lists = slot * (candidateHead.length / this.config.layers.length);
+      const lists = slot * this.tokenCount.length;
       const firstSlot = base * C;
       for (let i = 0; i < this.distinctCount; i++) {
         const token = distinctTokens[i];
