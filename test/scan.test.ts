@@ -6,6 +6,7 @@ import type { NeuronRecord } from '../src/lib/activations/records.ts';
 import {
   buildNeuronRecords,
   runScan,
+  scanOrder,
   ScanAbortedError,
   ScanError,
   type ActivationSource,
@@ -92,10 +93,11 @@ async function allRecords(stats: NeuronStatsAccumulator, excerpts: number[][]): 
 describe('runScan with a deterministic source', () => {
   const excerpts = makeExcerpts(90, 1);
 
-  it('equals feeding the accumulator directly, for any batch size, with only equal lengths per batch', async () => {
+  it('equals feeding the accumulator directly in scan order, for any batch size, with only equal lengths per batch', async () => {
     const direct = new NeuronStatsAccumulator({ ...statsOptions, excerptLength: 12 });
     const source = syntheticSource();
-    for (let e = 0; e < excerpts.length; e++) {
+    const order = scanOrder(excerpts, statsOptions.seed);
+    for (const e of order) {
       const acts = await source([excerpts[e]]);
       direct.addExcerpt(e, excerpts[e], new Map(LAYERS.map((l) => [l, { data: acts.get(l)! }])));
     }
@@ -105,8 +107,35 @@ describe('runScan with a deterministic source', () => {
     expect(bytesOf(batched.stats)).toEqual(bytesOf(direct));
     expect(bytesOf(single.stats)).toEqual(bytesOf(direct));
     expect(Math.max(...log.calls.map((c) => c.length))).toBe(5);
-    expect(log.calls.flat()).toEqual(excerpts);
+    expect(log.calls.flat()).toEqual(order.map((e) => excerpts[e]));
     expect(batched).toMatchObject({ excerptsDone: 90, resumedFrom: 0, tokensDone: excerpts.reduce((s, e) => s + e.length, 0) });
+  });
+
+  it('scans longest excerpts first, each length by sample priority, with the same statistics as corpus order', async () => {
+    const order = scanOrder(excerpts, statsOptions.seed);
+    expect([...order].sort((a, b) => a - b)).toEqual(excerpts.map((_, i) => i));
+    const firstShort = order.findIndex((e) => excerpts[e].length === 7);
+    expect(order.slice(0, firstShort).every((e) => excerpts[e].length === 12)).toBe(true);
+    expect(order.slice(firstShort).every((e) => excerpts[e].length === 7)).toBe(true);
+    expect(order.slice(0, 10)).not.toEqual([...order.slice(0, 10)].sort((a, b) => a - b)); // not corpus order
+    expect(scanOrder(excerpts, statsOptions.seed + 1)).not.toEqual(order);
+
+    const inCorpusOrder = new NeuronStatsAccumulator({ ...statsOptions, excerptLength: 12 });
+    const source = syntheticSource();
+    for (let e = 0; e < excerpts.length; e++) {
+      const acts = await source([excerpts[e]]);
+      inCorpusOrder.addExcerpt(e, excerpts[e], new Map(LAYERS.map((l) => [l, { data: acts.get(l)! }])));
+    }
+    const scanned = (await runScan({ ...statsOptions, source: syntheticSource(), excerpts })).stats;
+    expect(scanned.randomSampleExcerpts()).toEqual(inCorpusOrder.randomSampleExcerpts());
+    for (let n = 0; n < scanned.neuronCount; n++) {
+      expect(scanned.topExcerpts(n)).toEqual(inCorpusOrder.topExcerpts(n));
+      expect(scanned.quantileSample(n)).toEqual(inCorpusOrder.quantileSample(n));
+      const [a, b] = [scanned.momentsOf(n)!, inCorpusOrder.momentsOf(n)!];
+      // Only rounding differs (float32 per-excerpt sums around a shift taken from the first excerpt).
+      expect(a.mean).toBeCloseTo(b.mean, 6);
+      expect(a.variance).toBeCloseTo(b.variance, 6);
+    }
   });
 
   it('reports progress up to the total with a rate and an ETA', async () => {
@@ -140,7 +169,7 @@ describe('runScan with a deterministic source', () => {
     expect(error).toBeInstanceOf(ScanAbortedError);
     expect(error).toMatchObject({ name: 'AbortError', excerptsDone: 40, checkpointSaved: true });
     expect(store.saved?.excerptsDone).toBe(40);
-    expect(store.saves).toBe(4); // after 13, 26 and 36 excerpts (batches split where lengths change), and at the abort
+    expect(store.saves).toBe(4); // after 12, 24 and 36 excerpts, and at the abort
 
     const reports: ScanProgress[] = [];
     const resumed = await runScan({ ...statsOptions, source: syntheticSource(), excerpts, batchSize: 7, checkpoint: store, onProgress: (p) => reports.push(p) });
@@ -157,7 +186,7 @@ describe('runScan with a deterministic source', () => {
       'GPU device lost',
     );
     const savedAt = store.saved!.excerptsDone;
-    expect(savedAt).toBe(18); // the six batches before the failing 7th call: 0-4, 5-7, 8, 9-13, 14-16, 17
+    expect(savedAt).toBe(30); // the six batches of five before the failing 7th call
     const resumed = await runScan({ ...statsOptions, source: syntheticSource(), excerpts, checkpoint: store });
     const uninterrupted = await runScan({ ...statsOptions, source: syntheticSource(), excerpts });
     expect(resumed.resumedFrom).toBe(savedAt);

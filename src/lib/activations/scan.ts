@@ -2,8 +2,8 @@
  * The neuron scan: runs every excerpt through an activation source (the model, provided
  * elsewhere), feeds the activations to a NeuronStatsAccumulator, reports progress, checkpoints,
  * and stops cleanly on an AbortSignal. A scan resumed from a checkpoint gives exactly the result
- * of an uninterrupted one: excerpts are accumulated one at a time in index order, and the
- * accumulator's state (serialised whole) is independent of batching.
+ * of an uninterrupted one: excerpts are accumulated one at a time in a fixed order (`scanOrder`),
+ * and the accumulator's state (serialised whole) is independent of batching.
  *
  * While the accumulator digests one batch, the source is already computing the next, so on a
  * backend that runs off the main thread (WebGPU, threaded WASM) the bookkeeping overlaps the model.
@@ -13,6 +13,7 @@
  */
 import { NeuronStatsAccumulator, type NeuronStatsConfig } from './neuron-stats.ts';
 import type { NeuronRecord } from './records.ts';
+import { QUANTILE_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
 
 /**
  * The model: for a batch of equally long token sequences, per layer the post-GELU activations
@@ -94,6 +95,22 @@ interface Batch {
   length: number;
 }
 
+/**
+ * The order excerpts are scanned in: the longest excerpts first (nearly all of a corpus, so
+ * batches stay full), each length in order of quantile-sample priority. Every statistic is the
+ * same in any order, but in priority order a quantile bin's sample of smallest priorities fills
+ * with its first arrivals and rarely changes again, where corpus order replaces a sample every
+ * few excerpts; a partly done scan has also seen a uniform random part of the corpus rather than
+ * its first documents. Depends only on the seed and the excerpt lengths, so a resumed scan
+ * continues the same order whatever its batch size.
+ */
+export function scanOrder(excerpts: readonly (readonly number[])[], seed: number): number[] {
+  const priority = excerpts.map((_, i) => samplePriority(seed, QUANTILE_SAMPLE_STREAM, i));
+  return excerpts
+    .map((_, i) => i)
+    .sort((a, b) => excerpts[b].length - excerpts[a].length || priority[a] - priority[b] || a - b);
+}
+
 /** The excerpts in the given order, split where the length changes or a batch is full. */
 function planBatches(excerpts: readonly (readonly number[])[], indices: number[], batchSize: number): Batch[] {
   const batches: Batch[] = [];
@@ -130,7 +147,8 @@ function scanFingerprint(settings: unknown, excerpts: readonly (readonly number[
     add(0xfffffff ^ tokens.length);
     for (const id of tokens) add(id);
   }
-  return `v1:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
+  // v2: excerpts are scanned in scanOrder (v1 checkpoints followed corpus order).
+  return `v2:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 /** Calls the source for one batch and checks what comes back. */
@@ -188,7 +206,7 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
   const layers = stats.config.layers;
   const { dMlp } = stats.config;
   const tokensTotal = excerpts.reduce((sum, e) => sum + e.length, 0);
-  const remaining = Array.from({ length: excerpts.length - resumedFrom }, (_, i) => resumedFrom + i);
+  const remaining = scanOrder(excerpts, stats.config.seed).slice(resumedFrom);
   const batches = planBatches(excerpts, remaining, batchSize);
   const started = performance.now();
   let lastSaved = resumedFrom;
