@@ -1,7 +1,7 @@
 /**
  * The scan's moment kernel: the WebAssembly SIMD and the JS implementations against a plain
  * per-neuron float32 loop, bit for bit (the scan's checkpoints and records must not depend on which one
- * ran).
+ * ran), and the columns it copies out for neurons whose max reaches their threshold.
  */
 import { describe, expect, it } from 'vitest';
 import { createMomentKernel, type MomentKernel } from '../src/lib/activations/moment-kernel.ts';
@@ -67,10 +67,21 @@ describe('moment kernel', () => {
           const data = block(random, offset + seq * dMlp + 5);
           const shift = Float32Array.from({ length: dMlp + 3 }, () => (random() - 0.5) * 2);
           const expected = reference(data, offset, seq, dMlp, shift, 2);
+          // Thresholds: some exactly at the max (reached), some just above it, −∞ and +∞.
+          const threshold = Float32Array.from({ length: dMlp + 3 }, (_, i) => {
+            const max = expected.max[i - 2] ?? 0;
+            return [max, max + 1, -Infinity, Infinity][Math.floor(random() * 4)];
+          });
+          const reached = Array.from({ length: dMlp }, (_, j) => j).filter((j) => expected.max[j] >= threshold[j + 2]);
           for (const kernel of kernels) {
-            const read = kernel.run(data, offset, seq, shift, 2);
+            const read = kernel.run(data, offset, seq, shift, 2, threshold);
             expect(sameBits(kernel.sums, expected.sums), `${kernel.kind} sums, dMlp ${dMlp}, seq ${seq}`).toBe(true);
             expect(sameBits(kernel.max, expected.max), `${kernel.kind} max, dMlp ${dMlp}, seq ${seq}`).toBe(true);
+            expect(Array.from(kernel.reached.subarray(0, kernel.reachedCount)), `${kernel.kind} reached, dMlp ${dMlp}, seq ${seq}`).toEqual(reached);
+            reached.forEach((j, i) => {
+              const column = Float32Array.from({ length: seq }, (_, t) => data[offset + t * dMlp + j]);
+              expect(sameBits(kernel.columns.subarray(i * seq, (i + 1) * seq), column), `${kernel.kind} column of ${j}`).toBe(true);
+            });
             // The block it hands back holds the same activations.
             expect(sameBits(read.data.subarray(read.offset, read.offset + seq * dMlp), data.subarray(offset, offset + seq * dMlp))).toBe(true);
           }
@@ -91,7 +102,7 @@ describe('moment kernel', () => {
       data[2 * dMlp + j] = j < 6 ? 0 : -0;
     }
     for (const kernel of [createMomentKernel(dMlp, seq), createMomentKernel(dMlp, seq, 'js')]) {
-      kernel.run(data, 0, seq, new Float32Array(dMlp), 0);
+      kernel.run(data, 0, seq, new Float32Array(dMlp), 0, new Float32Array(dMlp));
       expect(Array.from(kernel.max).map((m) => Object.is(m, -0))).toEqual([...new Array(6).fill(true), ...new Array(6).fill(false)]);
     }
   });
@@ -101,7 +112,7 @@ describe('moment kernel', () => {
     const data = new Float32Array(2 * dMlp).fill(1);
     data[dMlp + 3] = 1e10;
     for (const kernel of [createMomentKernel(dMlp, 2), createMomentKernel(dMlp, 2, 'js')]) {
-      kernel.run(data, 0, 2, new Float32Array(dMlp), 0);
+      kernel.run(data, 0, 2, new Float32Array(dMlp), 0, new Float32Array(dMlp));
       expect(kernel.sums[3 * dMlp + 3]).toBe(Infinity); // Σd⁴: the accumulator then redoes this neuron in float64
       expect(Number.isFinite(kernel.sums[3])).toBe(true);
       expect(kernel.sums[3 * dMlp + 2]).toBe(2);
@@ -116,7 +127,7 @@ describe('moment kernel', () => {
     data[2 * dMlp + 5] = NaN;
     data[1 * dMlp + 6] = Infinity;
     for (const kernel of [createMomentKernel(dMlp, seq), createMomentKernel(dMlp, seq, 'js')]) {
-      kernel.run(data, 0, seq, new Float32Array(dMlp), 0);
+      kernel.run(data, 0, seq, new Float32Array(dMlp), 0, new Float32Array(dMlp));
       const firstSums = Array.from(kernel.sums.subarray(0, dMlp));
       expect(firstSums.map((s) => Number.isFinite(s))).toEqual([true, true, true, true, true, false, false, true, true]);
     }
@@ -129,11 +140,14 @@ describe('moment kernel', () => {
     const long = block(random, 64 * dMlp);
     const short = block(random, 3 * dMlp);
     const shift = new Float32Array(dMlp);
-    kernel.run(long, 0, 64, shift, 0);
-    kernel.run(short, 0, 3, shift, 0);
+    const everyNeuron = new Float32Array(dMlp).fill(-Infinity);
+    kernel.run(long, 0, 64, shift, 0, everyNeuron);
+    kernel.run(short, 0, 3, shift, 0, Float32Array.from({ length: dMlp }, (_, j) => (j === 5 ? -Infinity : Infinity)));
     const expected = reference(short, 0, 3, dMlp, shift, 0);
     expect(sameBits(kernel.sums, expected.sums)).toBe(true);
     expect(sameBits(kernel.max, expected.max)).toBe(true);
+    expect(Array.from(kernel.reached.subarray(0, kernel.reachedCount))).toEqual([5]);
+    expect(Array.from(kernel.columns.subarray(0, 3))).toEqual([short[5], short[dMlp + 5], short[2 * dMlp + 5]]);
   });
 
   it('refuses impossible sizes', () => {

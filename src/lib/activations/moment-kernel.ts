@@ -1,7 +1,10 @@
 /**
  * The scan's innermost loop: for one layer's [seq, dMlp] block of one excerpt, each neuron's
  * per-excerpt power sums Σd, Σd², Σd³, Σd⁴ (d = x − shift) and its max. This is most of the
- * scan's bookkeeping: every activation passes through it once.
+ * scan's bookkeeping: every activation passes through it once. It also copies out the column of
+ * every neuron whose max reaches a threshold (the scan's top-K entrants), right after reading
+ * it, while its cache lines are still loaded: gathering those columns from the block afterwards
+ * meant reading most of the block again, a cache line per token per neuron.
  *
  * The per-excerpt sums are float32, summed over tokens in order from 0 (the caller adds them to
  * float64 totals): over at most a few hundred tokens, with the shift near the neuron's mean, that
@@ -27,12 +30,18 @@ export interface MomentKernel {
   readonly sums: Float32Array;
   /** Per neuron of the last block: its max. */
   readonly max: Float32Array;
+  /** The neurons j of the last block whose max reached their threshold, ascending; `reachedCount` of them. */
+  readonly reached: Int32Array;
+  readonly reachedCount: number;
+  /** Their columns: reached neuron i's activation at token t is columns[i · seq + t]. */
+  readonly columns: Float32Array;
   /**
-   * Runs on `data[offset + t·dMlp + j]`, 1 ≤ seq ≤ maxSeq, with `shift[shiftOffset + j]` (the
-   * caller checks the bounds). Returns where the block can be read back afterwards (the copy the
+   * Runs on `data[offset + t·dMlp + j]`, 1 ≤ seq ≤ maxSeq, with `shift[shiftOffset + j]` and
+   * `threshold[shiftOffset + j]` (the caller checks the bounds); neuron j is listed in `reached`
+   * when max ≥ its threshold. Returns where the block can be read back afterwards (the copy the
    * kernel worked on, which is cache-warm).
    */
-  run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number): { data: Float32Array; offset: number };
+  run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number, threshold: Float32Array): { data: Float32Array; offset: number };
 }
 
 /** Largest block copied into WebAssembly memory; larger ones use the JS kernel. */
@@ -50,7 +59,7 @@ export function createMomentKernel(dMlp: number, maxSeq: number, prefer: MomentK
     const module = compiledModule();
     if (module) return new WasmMomentKernel(module, dMlp, maxSeq);
   }
-  return new JsMomentKernel(dMlp);
+  return new JsMomentKernel(dMlp, maxSeq);
 }
 
 const fround = Math.fround;
@@ -88,17 +97,47 @@ function accumulateColumns(
   }
 }
 
+/**
+ * Lists, from `count` on, each neuron j in [fromColumn, dMlp) whose max reached its threshold and
+ * copies its column; returns the new count.
+ */
+function gatherReached(
+  kernel: { max: Float32Array; reached: Int32Array; columns: Float32Array },
+  dMlp: number,
+  data: Float32Array,
+  offset: number,
+  seq: number,
+  threshold: Float32Array,
+  thresholdOffset: number,
+  fromColumn: number,
+  count: number,
+): number {
+  const { max, reached, columns } = kernel;
+  for (let j = fromColumn; j < dMlp; j++) {
+    if (!(max[j] >= threshold[thresholdOffset + j])) continue;
+    reached[count] = j;
+    for (let t = 0, p = offset + j, at = count * seq; t < seq; t++, p += dMlp, at++) columns[at] = data[p];
+    count++;
+  }
+  return count;
+}
+
 class JsMomentKernel implements MomentKernel {
   readonly kind = 'js';
   readonly sums: Float32Array;
   readonly max: Float32Array;
+  readonly reached: Int32Array;
+  reachedCount = 0;
+  readonly columns: Float32Array;
 
-  constructor(private readonly dMlp: number) {
+  constructor(private readonly dMlp: number, maxSeq: number) {
     this.sums = new Float32Array(4 * dMlp);
     this.max = new Float32Array(dMlp);
+    this.reached = new Int32Array(dMlp);
+    this.columns = new Float32Array(dMlp * maxSeq);
   }
 
-  run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number) {
+  run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number, threshold: Float32Array) {
     const { dMlp, sums, max } = this;
     sums.fill(0);
     max.fill(-Infinity);
@@ -140,6 +179,7 @@ class JsMomentKernel implements MomentKernel {
         if (x > max[j]) max[j] = x;
       }
     }
+    this.reachedCount = gatherReached(this, dMlp, data, offset, seq, threshold, shiftOffset, 0, 0);
     return { data, offset };
   }
 }
@@ -148,47 +188,63 @@ class WasmMomentKernel implements MomentKernel {
   readonly kind = 'wasm-simd';
   readonly sums: Float32Array;
   readonly max: Float32Array;
+  readonly reached: Int32Array;
+  reachedCount = 0;
+  readonly columns: Float32Array;
   private readonly block: Float32Array;
   private readonly shift: Float32Array;
-  private readonly moments4: (...args: number[]) => void;
-  private readonly moments8: (...args: number[]) => void;
-  private readonly at: { block: number; shift: number; sums: number; max: number };
+  private readonly threshold: Float32Array;
+  private readonly moments4: (...args: number[]) => number;
+  private readonly moments8: (...args: number[]) => number;
+  private readonly at: { block: number; shift: number; threshold: number; sums: number; max: number; reached: number; columns: number };
 
   constructor(module: WebAssembly.Module, private readonly dMlp: number, maxSeq: number) {
-    // Layout: block, shift, sums, max (all float32, 16-byte aligned).
+    // Layout: block, shift, threshold, sums, max, reached (int32), columns (16-byte aligned).
     const align = (n: number) => Math.ceil(n / 16) * 16;
     const block = 0;
     const shift = align(maxSeq * dMlp * 4);
-    const sums = align(shift + dMlp * 4);
+    const threshold = align(shift + dMlp * 4);
+    const sums = align(threshold + dMlp * 4);
     const max = align(sums + 4 * dMlp * 4);
-    const bytes = align(max + dMlp * 4);
+    const reached = align(max + dMlp * 4);
+    const columns = align(reached + dMlp * 4);
+    const bytes = align(columns + maxSeq * dMlp * 4);
     const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) });
     const instance = new WebAssembly.Instance(module, { env: { memory } });
-    this.moments4 = instance.exports.moments4 as (...args: number[]) => void;
-    this.moments8 = instance.exports.moments8 as (...args: number[]) => void;
-    this.at = { block, shift, sums, max };
+    this.moments4 = instance.exports.moments4 as (...args: number[]) => number;
+    this.moments8 = instance.exports.moments8 as (...args: number[]) => number;
+    this.at = { block, shift, threshold, sums, max, reached, columns };
     // The memory never grows, so these views stay valid.
     const buffer = memory.buffer;
     this.block = new Float32Array(buffer, block, maxSeq * dMlp);
     this.shift = new Float32Array(buffer, shift, dMlp);
+    this.threshold = new Float32Array(buffer, threshold, dMlp);
     this.sums = new Float32Array(buffer, sums, 4 * dMlp);
     this.max = new Float32Array(buffer, max, dMlp);
+    this.reached = new Int32Array(buffer, reached, dMlp);
+    this.columns = new Float32Array(buffer, columns, maxSeq * dMlp);
   }
 
-  run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number) {
+  run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number, threshold: Float32Array) {
     const { dMlp, at } = this;
     this.block.set(data.subarray(offset, offset + seq * dMlp));
     this.shift.set(shift.subarray(shiftOffset, shiftOffset + dMlp));
+    this.threshold.set(threshold.subarray(shiftOffset, shiftOffset + dMlp));
     // Eight neurons at a time, then four, then the last dMlp mod 4 in JS with the same arithmetic.
     const eights = dMlp >> 3;
-    if (eights > 0) this.moments8(at.block, seq, eights, dMlp * 4, at.shift, at.sums, dMlp * 4, at.max);
+    let count = 0;
+    if (eights > 0) count = this.moments8(at.block, seq, eights, dMlp * 4, at.shift, at.sums, dMlp * 4, at.max, at.threshold, at.columns, at.reached, 0, 0);
     let done = eights * 8;
     if (dMlp - done >= 4) {
       const skip = done * 4;
-      this.moments4(at.block + skip, seq, 1, dMlp * 4, at.shift + skip, at.sums + skip, dMlp * 4, at.max + skip);
+      count = this.moments4(at.block + skip, seq, 1, dMlp * 4, at.shift + skip, at.sums + skip, dMlp * 4, at.max + skip, at.threshold + skip, at.columns, at.reached, done, count);
       done += 4;
     }
-    if (done < dMlp) accumulateColumns(this, dMlp, this.block, 0, seq, this.shift, 0, done);
+    if (done < dMlp) {
+      accumulateColumns(this, dMlp, this.block, 0, seq, this.shift, 0, done);
+      count = gatherReached(this, dMlp, this.block, 0, seq, this.threshold, 0, done, count);
+    }
+    this.reachedCount = count;
     return { data: this.block, offset: 0 };
   }
 }
@@ -226,19 +282,26 @@ const section = (id: number, body: number[]): number[] => [id, ...uleb(body.leng
 
 /**
  * Two functions, moments4 and moments8, with the same parameters (block, seq, groups, rowBytes,
- * shift, sums, sumsStride, max): for each group of four (or eight) neurons, walks the rows
- * t = 0 … seq−1 keeping four float32x4 running sums and the max per four neurons in registers,
- * then stores the sums at sums + k·sumsStride (k = power − 1) and the max. Eight neurons at a time
- * give the processor two independent chains of additions to overlap. Pointers are byte
- * addresses; seq and groups must be ≥ 1.
+ * shift, sums, sumsStride, max, threshold, columns, reached, first, count) and result: for each
+ * group of four (or eight) neurons, walks the rows t = 0 … seq−1 keeping four float32x4 running
+ * sums and the max per four neurons in registers, then stores the sums at sums + k·sumsStride
+ * (k = power − 1) and the max. Each neuron of the group whose max ≥ its threshold is then listed
+ * (reached[count] = first + its index) and its column copied to columns + count·seq·4, while the
+ * column is still in the cache; the result is the new count. Eight neurons at a time give the
+ * processor two independent chains of additions to overlap. Pointers are byte addresses; seq and
+ * groups must be ≥ 1.
  */
 function momentModuleBytes(): Uint8Array<ArrayBuffer> {
   const I32 = 0x7f;
   const V128 = 0x7b;
   // Parameters.
   const BLOCK = 0, SEQ = 1, GROUPS = 2, ROW_BYTES = 3, SHIFT = 4, SUMS = 5, SUMS_STRIDE = 6, MAX = 7;
-  // Locals: i32 group, row, row pointer, sums pointer; then v128 (10 per vector of four neurons).
-  const G = 8, T = 9, P = 10, Q = 11;
+  const THRESHOLD = 8, COLUMNS = 9, REACHED = 10, FIRST = 11, COUNT = 12;
+  // Locals: i32 group, row, row pointer, sums pointer, reached lanes, lane, column and copy pointers;
+  // then v128 (10 per vector of four neurons).
+  const G = 13, T = 14, P = 15, Q = 16, BITS = 17, LANE = 18, CP = 19, OP = 20;
+  const I32_LOCALS = 8;
+  const FIRST_V128 = 21;
   const get = (i: number) => [0x20, ...uleb(i)];
   const set = (i: number) => [0x21, ...uleb(i)];
   const tee = (i: number) => [0x22, ...uleb(i)];
@@ -249,15 +312,52 @@ function momentModuleBytes(): Uint8Array<ArrayBuffer> {
   const store = (offset: number) => simd(0x0b, 0, ...uleb(offset));
   const zero = simd(0x0c, ...new Array<number>(16).fill(0));
   const F32X4_SPLAT = 0x13, F32X4_ADD = 0xe4, F32X4_SUB = 0xe5, F32X4_MUL = 0xe6, F32X4_PMAX = 0xeb;
-  const LOOP = [0x03, 0x40], END = 0x0b, BR_IF_0 = [0x0d, 0];
+  const F32X4_GE = 0x46, I32X4_BITMASK = 0xa4;
+  const I32_ADD = 0x6a, I32_MUL = 0x6c, I32_AND = 0x71, I32_OR = 0x72, I32_SHL = 0x74, I32_SHR_U = 0x76, I32_LT_U = 0x49, I32_EQZ = 0x45;
+  const I32_LOAD = [0x28, 2, 0], I32_STORE = [0x36, 2, 0];
+  const BLOCK_START = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], END = 0x0b, BR_IF_0 = [0x0d, 0];
 
   /** The function body for `vectors` float32x4 vectors (4 neurons each) per group. */
   const functionBody = (vectors: number) => {
     const v = Array.from({ length: vectors }, (_, i) => {
-      const first = 12 + 10 * i;
+      const first = FIRST_V128 + 10 * i;
       return { lanes: 16 * i, C: first, S: [first + 1, first + 2, first + 3, first + 4], M: first + 5, X: first + 6, D: first + 7, D2: first + 8 };
     });
     const bytes = 16 * vectors;
+    const neurons = 4 * vectors;
+    // Copies the columns of the group's neurons whose max reached the threshold (see above).
+    const gather = [
+      ...v.flatMap(({ lanes, M }, i) => [
+        ...get(M), ...get(THRESHOLD), ...load(lanes), ...simd(F32X4_GE), ...simd(I32X4_BITMASK),
+        ...(i > 0 ? [...i32(4 * i), I32_SHL, I32_OR] : []),
+      ]),
+      ...set(BITS),
+      ...BLOCK_START,
+      ...get(BITS), I32_EQZ, ...BR_IF_0, // no neuron of the group reached it: the common case
+      ...i32(0), ...set(LANE),
+      ...LOOP, // lanes
+      ...get(BITS), ...get(LANE), I32_SHR_U, ...i32(1), I32_AND,
+      ...IF,
+      // reached[count] = first + group · neurons + lane
+      ...get(REACHED), ...get(COUNT), ...i32(2), I32_SHL, I32_ADD,
+      ...get(FIRST), ...get(G), ...i32(neurons), I32_MUL, I32_ADD, ...get(LANE), I32_ADD,
+      ...I32_STORE,
+      // Copy the column's bits, row by row, to columns + count · seq · 4.
+      ...get(BLOCK), ...get(LANE), ...i32(2), I32_SHL, I32_ADD, ...set(CP),
+      ...get(COLUMNS), ...get(COUNT), ...get(SEQ), I32_MUL, ...i32(2), I32_SHL, I32_ADD, ...set(OP),
+      ...i32(0), ...set(T),
+      ...LOOP, // rows
+      ...get(OP), ...get(CP), ...I32_LOAD, ...I32_STORE,
+      ...get(CP), ...get(ROW_BYTES), I32_ADD, ...set(CP),
+      ...addI32(OP, 4),
+      ...get(T), ...i32(1), I32_ADD, ...tee(T), ...get(SEQ), I32_LT_U, ...BR_IF_0,
+      END,
+      ...addI32(COUNT, 1),
+      END, // if
+      ...get(LANE), ...i32(1), I32_ADD, ...tee(LANE), ...i32(neurons), I32_LT_U, ...BR_IF_0,
+      END, // lanes
+      END, // block
+    ];
     const body = [
       ...LOOP, // groups
       ...v.flatMap(({ lanes, C, S, M }) => [
@@ -279,26 +379,28 @@ function momentModuleBytes(): Uint8Array<ArrayBuffer> {
         ...get(S[2]), ...get(D2), ...get(D), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...set(S[2]),
         ...get(S[3]), ...get(D2), ...get(D2), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...set(S[3]),
       ]),
-      ...get(P), ...get(ROW_BYTES), 0x6a, ...set(P),
-      ...get(T), ...i32(1), 0x6a, ...tee(T), ...get(SEQ), 0x49, ...BR_IF_0, // t < seq (unsigned)
+      ...get(P), ...get(ROW_BYTES), I32_ADD, ...set(P),
+      ...get(T), ...i32(1), I32_ADD, ...tee(T), ...get(SEQ), I32_LT_U, ...BR_IF_0, // t < seq (unsigned)
       END,
       ...get(SUMS), ...set(Q),
       ...[0, 1, 2, 3].flatMap((k) => [
-        ...(k > 0 ? [...get(Q), ...get(SUMS_STRIDE), 0x6a, ...set(Q)] : []),
+        ...(k > 0 ? [...get(Q), ...get(SUMS_STRIDE), I32_ADD, ...set(Q)] : []),
         ...v.flatMap(({ lanes, S }) => [...get(Q), ...get(S[k]), ...store(lanes)]),
       ]),
       ...v.flatMap(({ lanes, M }) => [...get(MAX), ...get(M), ...store(lanes)]),
-      ...addI32(BLOCK, bytes), ...addI32(SHIFT, bytes), ...addI32(SUMS, bytes), ...addI32(MAX, bytes),
-      ...get(G), ...i32(1), 0x6a, ...tee(G), ...get(GROUPS), 0x49, ...BR_IF_0,
+      ...gather,
+      ...addI32(BLOCK, bytes), ...addI32(SHIFT, bytes), ...addI32(SUMS, bytes), ...addI32(MAX, bytes), ...addI32(THRESHOLD, bytes),
+      ...get(G), ...i32(1), I32_ADD, ...tee(G), ...get(GROUPS), I32_LT_U, ...BR_IF_0,
       END,
+      ...get(COUNT),
       END,
     ];
-    const code = [...vector([[...uleb(4), I32], [...uleb(10 * vectors), V128]]), ...body];
+    const code = [...vector([[...uleb(I32_LOCALS), I32], [...uleb(10 * vectors), V128]]), ...body];
     return [...uleb(code.length), ...code];
   };
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vector([[0x60, ...vector(new Array<number[]>(8).fill([I32])), 0x00]])),
+    ...section(1, vector([[0x60, ...vector(new Array<number[]>(13).fill([I32])), ...vector([[I32]])]])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
     ...section(3, vector([[0x00], [0x00]])),
     ...section(7, vector([[...name('moments4'), 0x00, 0x00], [...name('moments8'), 0x00, 0x01]])),

@@ -359,23 +359,19 @@ export class NeuronStatsAccumulator {
   private readonly nextPosition: Int32Array;
   /** Per-excerpt power sums and max of one layer block (see moment-kernel.ts). */
   private readonly kernel: MomentKernel;
-  /** The float32 bits of the last block rows were gathered from. */
-  private blockBits: Uint32Array | null = null;
-  /**
-   * Neurons (within the layer) entering their top-K in the current layer block, their excerpt
-   * max, the first token reaching it (found while gathering), and their rows.
-   */
+  /** The kernel's `columns` as float32 bits. */
+  private readonly columnBits: Uint32Array;
+  /** −∞ per neuron: the kernel's threshold while the heaps are not full (every neuron enters). */
+  private readonly noThreshold: Float32Array;
+  /** Neurons (within the layer) entering their top-K in the current layer block, and their column in the kernel's `columns`. */
   private readonly entering: Int32Array;
-  private readonly enteringMax: Float32Array;
-  private readonly enteringPeak: Int32Array;
-  private readonly gathered: Uint16Array | Uint32Array;
+  private readonly enteringColumn: Int32Array;
   /** Sink of touchHeaps. */
   private touched = 0;
-  /** `rows` as raw bits (itself for float16, a Uint32Array view for float32), the type of `gathered`. */
+  /** `rows` as raw bits (itself for float16, a Uint32Array view for float32). */
   private readonly rowUnits: Uint16Array | Uint32Array;
-  /** Float16 rows and gathered rows as pairs of values (32-bit words) when L is even, else null. */
+  /** Float16 rows as pairs of values (32-bit words) when L is even, else null. */
   private readonly rowPairs: Uint32Array | null;
-  private readonly gatheredPairs: Uint32Array | null;
 
   constructor(config: NeuronStatsConfig) {
     this.config = resolveConfig(config);
@@ -422,13 +418,12 @@ export class NeuronStatsAccumulator {
     this.nextPosition = new Int32Array(L);
     this.kernel = createMomentKernel(dMlp, L);
     this.entering = new Int32Array(dMlp);
-    this.enteringMax = new Float32Array(dMlp);
-    this.enteringPeak = new Int32Array(dMlp);
+    this.enteringColumn = new Int32Array(dMlp);
+    this.columnBits = new Uint32Array(this.kernel.columns.buffer, this.kernel.columns.byteOffset, this.kernel.columns.length);
+    this.noThreshold = new Float32Array(N).fill(-Infinity);
     const halfRows = this.rows instanceof Uint16Array;
-    this.gathered = halfRows ? new Uint16Array(dMlp * L) : new Uint32Array(dMlp * L);
     this.rowUnits = halfRows ? (this.rows as Uint16Array) : new Uint32Array(this.rows.buffer);
     this.rowPairs = halfRows && L % 2 === 0 ? new Uint32Array(this.rows.buffer) : null;
-    this.gatheredPairs = halfRows && L % 2 === 0 ? new Uint32Array(this.gathered.buffer) : null;
   }
 
   private get quantileTracking(): boolean {
@@ -573,12 +568,11 @@ export class NeuronStatsAccumulator {
 
   /**
    * The hot path. The kernel reads the block once, token by token, for every neuron's power sums
-   * and max. The occurrences of candidate tokens come next, found through the per-token lists of
-   * the excerpt's tokens. One pass over the neurons then settles most of them against contiguous
-   * arrays (the excerpt min, the heap root) and lists those entering their top-K; their rows (and
-   * the token of their peak) are gathered in one more token-by-token sweep over the block
-   * (reading one neuron's column alone touches a cache line per token) before their heaps are
-   * updated and their peak token is offered as a candidate.
+   * and max, and copies out the columns of the neurons whose max reaches their heap root (all of
+   * them until the heaps are full). The occurrences of candidate tokens come next, found through
+   * the per-token lists of the excerpt's tokens. Of the neurons the kernel listed, those entering
+   * their top-K (the tie rule decides equal maxima) then have their heaps updated, their column
+   * stored as the heap row, and the token of their peak offered as a candidate.
    * Each piece of state belongs to one neuron, so this order gives the same result as finishing
    * one neuron after another.
    */
@@ -587,9 +581,11 @@ export class NeuronStatsAccumulator {
     const excerpt = this.current;
     const base = slot * dMlp;
     if (this.excerptsSeen === 0) this.initialiseShift(base, data, offset);
-    const block = this.kernel.run(data, offset, this.currentLength, this.shift32, base);
+    const heapFull = this.excerptsSeen >= K;
+    const kernel = this.kernel;
+    const block = kernel.run(data, offset, this.currentLength, this.shift32, base, heapFull ? this.heapRoot : this.noThreshold);
     this.addPowerSums(base, block.data, block.offset);
-    const excerptMax = this.kernel.max;
+    const excerptMax = kernel.max;
     if (S > 0) this.pendingMax.set(excerptMax, this.pendingCount * this.neuronCount + base);
     if (C > 0) {
       // Part 1 of the token candidates (part 2 comes with the top-K updates below).
@@ -603,29 +599,38 @@ export class NeuronStatsAccumulator {
         }
       }
     }
-    const { minExcerptMax, heapRoot, heapExcerpt, entering } = this;
-    const heapFull = this.excerptsSeen >= K;
-    let entries = 0;
-    for (let j = 0; j < dMlp; j++) {
-      const n = base + j;
+    const { minExcerptMax, heapRoot, heapExcerpt, entering, enteringColumn } = this;
+    for (let j = 0, n = base; j < dMlp; j++, n++) {
       const max = excerptMax[j];
       if (max < minExcerptMax[n]) minExcerptMax[n] = max;
-      if (!heapFull || (max >= heapRoot[n] && (max > heapRoot[n] || excerpt < heapExcerpt[n * K]))) {
-        this.enteringMax[entries] = max;
-        entering[entries++] = j;
+    }
+    // The kernel listed the neurons with max ≥ heap root; equal maxima enter for an earlier excerpt only.
+    const { reached, reachedCount } = kernel;
+    let entries = 0;
+    for (let i = 0; i < reachedCount; i++) {
+      const j = reached[i];
+      const n = base + j;
+      if (!heapFull || excerptMax[j] > heapRoot[n] || excerpt < heapExcerpt[n * K]) {
+        entering[entries] = j;
+        enteringColumn[entries++] = i;
       }
     }
-    if (entries > 0) {
-      if (heapFull) this.touchHeaps(base, entries);
-      this.gatherRows(block.data, block.offset, entries);
-      const { candidateFloor } = this;
-      for (let i = 0; i < entries; i++) {
-        const j = entering[i];
-        const max = excerptMax[j];
-        if (heapFull) this.heapReplaceRoot(base + j, max, excerpt, i);
-        else this.heapPush(base + j, max, excerpt, i, this.excerptsSeen);
-        // Part 2 of the token candidates: only an excerpt entering the top-K offers its peak token.
-        if (C > 0 && max >= candidateFloor[base + j]) this.offerTokenCandidate(base + j, block.data, block.offset + j, this.enteringPeak[i]);
+    if (entries === 0) return;
+    if (heapFull) this.touchHeaps(base, entries);
+    const { candidateFloor } = this;
+    const { columns } = kernel;
+    const seq = this.currentLength;
+    for (let i = 0; i < entries; i++) {
+      const j = entering[i];
+      const column = enteringColumn[i] * seq;
+      const max = excerptMax[j];
+      if (heapFull) this.heapReplaceRoot(base + j, max, excerpt, column);
+      else this.heapPush(base + j, max, excerpt, column, this.excerptsSeen);
+      // Part 2 of the token candidates: only an excerpt entering the top-K offers its peak token.
+      if (C > 0 && max >= candidateFloor[base + j]) {
+        let peak = 0;
+        while (columns[column + peak] !== max) peak++;
+        this.offerTokenCandidate(base + j, columns, column, peak);
       }
     }
   }
@@ -646,35 +651,6 @@ export class NeuronStatsAccumulator {
       sink += rowUnits[row] + rowUnits[row + L - 1];
     }
     this.touched = sink;
-  }
-
-  /**
-   * Row i of `gathered` := the activations of neuron entering[i] over the excerpt, as stored rows
-   * hold them (float16 bits or float32 bits). Token-major, so the block is read sequentially.
-   */
-  private gatherRows(data: Float32Array, offset: number, entries: number): void {
-    const { dMlp, excerptLength: L } = this.config;
-    const seq = this.currentLength;
-    const { entering, gathered, enteringMax, enteringPeak } = this;
-    const bits = this.bitsOf(data);
-    const half = this.rows instanceof Uint16Array;
-    enteringPeak.fill(-1, 0, entries);
-    for (let t = 0, r = offset; t < seq; t++, r += dMlp) {
-      for (let i = 0, at = t; i < entries; i++, at += L) {
-        const p = r + entering[i];
-        gathered[at] = half ? fastHalfBits(bits[p]) : bits[p];
-        if (data[p] === enteringMax[i] && enteringPeak[i] < 0) enteringPeak[i] = t;
-      }
-    }
-  }
-
-  /** A Uint32Array over the same memory as `data` (cached: the kernel's block is the same every time). */
-  private bitsOf(data: Float32Array): Uint32Array {
-    let bits = this.blockBits;
-    if (bits === null || bits.buffer !== data.buffer || bits.byteOffset !== data.byteOffset || bits.length !== data.length) {
-      bits = this.blockBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-    }
-    return bits;
   }
 
   /**
@@ -740,20 +716,24 @@ export class NeuronStatsAccumulator {
     throw new NeuronStatsError(`non-finite activation in excerpt ${this.current}, layer ${layers[base / dMlp]}, neuron ${j}`);
   }
 
-  /** Copies gathered row i (see gatherRows) into the neuron's row for heap slot `heapSlot`. */
-  private storeRow(n: number, heapSlot: number, i: number): void {
+  /**
+   * Stores the kernel column starting at `from` as the neuron's row for heap slot `heapSlot`
+   * (rounded to float16, or the float32 bits).
+   */
+  private storeRow(n: number, heapSlot: number, from: number): void {
     const { excerptLength: L, topK: K } = this.config;
     const to = (n * K + heapSlot) * L;
-    const from = i * L;
     const length = this.currentLength;
-    const { rowUnits, gathered, rowPairs, gatheredPairs } = this;
-    if (rowPairs !== null && gatheredPairs !== null) {
-      // Two float16 values per word (L is even, so rows start on word boundaries).
+    const { rowUnits, rowPairs, columnBits } = this;
+    if (rowPairs !== null) {
+      // Two float16 values per word (L is even, so rows start on word boundaries; little-endian).
       const pairs = length >> 1;
-      for (let w = 0, a = to >> 1, b = from >> 1; w < pairs; w++) rowPairs[a + w] = gatheredPairs[b + w];
-      if (length & 1) rowUnits[to + length - 1] = gathered[from + length - 1];
+      for (let w = 0, a = to >> 1, b = from; w < pairs; w++, b += 2) rowPairs[a + w] = fastHalfBits(columnBits[b]) | (fastHalfBits(columnBits[b + 1]) << 16);
+      if (length & 1) rowUnits[to + length - 1] = fastHalfBits(columnBits[from + length - 1]);
+    } else if (this.rows instanceof Uint16Array) {
+      for (let t = 0; t < length; t++) rowUnits[to + t] = fastHalfBits(columnBits[from + t]);
     } else {
-      for (let t = 0; t < length; t++) rowUnits[to + t] = gathered[from + t];
+      for (let t = 0; t < length; t++) rowUnits[to + t] = columnBits[from + t];
     }
   }
 
@@ -777,7 +757,7 @@ export class NeuronStatsAccumulator {
     heapSlot[b] = s;
   }
 
-  /** Adds (value, excerpt) with gathered row i to the neuron's heap of `size` < K entries. */
+  /** Adds (value, excerpt) with the kernel column at `row` to the neuron's heap of `size` < K entries. */
   private heapPush(n: number, value: number, excerpt: number, row: number, size: number): void {
     const h = n * this.config.topK;
     this.heapValue[h + size] = value;
@@ -794,7 +774,7 @@ export class NeuronStatsAccumulator {
     this.heapRoot[n] = this.heapValue[h];
   }
 
-  /** Replaces the root (the worst of K entries) by (value, excerpt) with gathered row i. */
+  /** Replaces the root (the worst of K entries) by (value, excerpt) with the kernel column at `row`. */
   private heapReplaceRoot(n: number, value: number, excerpt: number, row: number): void {
     const K = this.config.topK;
     const h = n * K;
@@ -897,10 +877,10 @@ export class NeuronStatsAccumulator {
     return priority;
   }
 
-  private sumAtPositions(token: number, data: Float32Array, start: number): number {
-    const { dMlp } = this.config;
+  /** Σ data[start + t · stride] over the positions t of `token` in the current excerpt (newest first). */
+  private sumAtPositions(token: number, data: Float32Array, start: number, stride: number): number {
     let sum = 0;
-    for (let t = this.tokenHead[token]; t >= 0; t = this.nextPosition[t]) sum += data[start + t * dMlp];
+    for (let t = this.tokenHead[token]; t >= 0; t = this.nextPosition[t]) sum += data[start + t * stride];
     return sum;
   }
 
@@ -915,7 +895,7 @@ export class NeuronStatsAccumulator {
    * (before part 2 may change the neuron's set).
    */
   private addCandidateOccurrences(k: number, token: number, data: Float32Array, start: number): void {
-    this.candidateSum[k] += this.sumAtPositions(token, data, start);
+    this.candidateSum[k] += this.sumAtPositions(token, data, start, this.config.dMlp);
     this.candidateMeans[k] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
   }
 
@@ -927,7 +907,7 @@ export class NeuronStatsAccumulator {
    * this off the common path (a neuron's top-K takes about K/n of its n-th excerpts). A token's
    * mean covers its occurrences since it last became a candidate.
    */
-  private offerTokenCandidate(n: number, data: Float32Array, start: number, argmax: number): void {
+  private offerTokenCandidate(n: number, column: Float32Array, start: number, argmax: number): void {
     const C = this.config.topTokenCandidates;
     const base = n * C;
     const { candidateToken, candidateMeans, tokenOccurrences } = this;
@@ -948,7 +928,7 @@ export class NeuronStatsAccumulator {
         secondMean = mean;
       }
     }
-    const sum = this.sumAtPositions(argToken, data, start);
+    const sum = this.sumAtPositions(argToken, column, start, 1);
     const mean = sum / tokenOccurrences[argToken];
     if (!(mean > worstMean)) return;
     if (candidateToken[worst] >= 0) this.unlinkCandidate(worst, candidateToken[worst]);
