@@ -641,14 +641,19 @@ export class NeuronStatsAccumulator {
    * update after another. The sum only keeps the loads from being optimised away.
    */
   private touchHeaps(base: number, entries: number): void {
-    const { topK: K, excerptLength: L } = this.config;
-    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits } = this;
+    const { topK: K, excerptLength: L, topTokenCandidates: C } = this.config;
+    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, candidateToken, candidateMeans, candidateFloor } = this;
     let sink = 0;
     for (let i = 0; i < entries; i++) {
-      const h = (base + entering[i]) * K;
+      const n = base + entering[i];
+      const h = n * K;
       sink += heapValue[h + K - 1] + heapExcerpt[h + K - 1] + heapSlot[h + K - 1];
       const row = (h + heapSlot[h]) * L;
       sink += rowUnits[row] + rowUnits[row + L - 1];
+      if (C > 0) {
+        const c = n * C;
+        sink += candidateToken[c] + candidateToken[c + C - 1] + candidateMeans[c] + candidateMeans[c + C - 1] + candidateFloor[n];
+      }
     }
     this.touched = sink;
   }
