@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMomentKernel, type MomentKernel } from '../src/lib/activations/moment-kernel.ts';
 import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
+import { halfBits } from '../src/lib/model/float16.ts';
 
 /**
  * Neuron by neuron, token by token, every operation rounded to float32 (a Float32Array stores
@@ -90,6 +91,24 @@ describe('moment kernel', () => {
       }
     }
     expect(cases).toBe(8 * 8 * 2);
+  });
+
+  it('gives the reached columns as half bits equal to halfBits, across the whole float32 range', () => {
+    // 65,536 bit patterns spread over every sign, exponent and rounding case, plus exact ties.
+    const dMlp = 1024;
+    const seq = 64;
+    const bits = Uint32Array.from({ length: dMlp * seq }, (_, i) => (i * 65537 + (i >>> 6)) >>> 0);
+    bits.set([0x33000000, 0x33000001, 0x387fe000, 0x387ff000, 0x477fefff, 0x477ff000, 0x477fe000, 0x00000001, 0x80000000, 0x7f800000, 0xff800001], 0);
+    const data = new Float32Array(bits.buffer);
+    for (const kernel of [createMomentKernel(dMlp, seq, 'wasm-simd', true), createMomentKernel(dMlp, seq, 'js', true)]) {
+      kernel.run(data, 0, seq, new Float32Array(dMlp), 0, new Float32Array(dMlp).fill(-Infinity));
+      expect(kernel.reachedCount).toBe(dMlp);
+      const columnBits = new Uint32Array(kernel.columns.buffer, kernel.columns.byteOffset, dMlp * seq);
+      const mismatches = Array.from({ length: dMlp * seq }, (_, i) => i).filter((i) => kernel.halfColumns[i] !== halfBits(columnBits[i]));
+      expect(mismatches, kernel.kind).toEqual([]);
+    }
+    // A few values whose half bits are known: 1, −2, 65504 (largest half), 65520 (rounds to ∞), 2⁻²⁴, 2⁻²⁵ (tie → 0).
+    expect([1, -2, 65504, 65520, 2 ** -24, 2 ** -25].map((x) => halfBits(new Uint32Array(Float32Array.of(x).buffer)[0]))).toEqual([0x3c00, 0xc000, 0x7bff, 0x7c00, 0x0001, 0x0000]);
   });
 
   it('keeps the first of tied zeros as the max, as the per-neuron loop does', () => {

@@ -23,6 +23,8 @@
  * The WebAssembly module is assembled here from its opcodes (no build step, no binary file).
  */
 
+import { halfBits } from '../model/float16.ts';
+
 export interface MomentKernel {
   /** 'wasm-simd' or 'js', for benchmarks. */
   readonly kind: 'wasm-simd' | 'js';
@@ -35,6 +37,8 @@ export interface MomentKernel {
   readonly reachedCount: number;
   /** Their columns: reached neuron i's activation at token t is columns[i · seq + t]. */
   readonly columns: Float32Array;
+  /** The same as IEEE half bits (rounded to nearest even), when the kernel was made with `halfColumns`. */
+  readonly halfColumns: Uint16Array;
   /**
    * Runs on `data[offset + t·dMlp + j]`, 1 ≤ seq ≤ maxSeq, with `shift[shiftOffset + j]` and
    * `threshold[shiftOffset + j]` (the caller checks the bounds); neuron j is listed in `reached`
@@ -51,15 +55,15 @@ const MAX_WASM_BLOCK_BYTES = 64 << 20;
  * The fastest kernel available here for blocks of up to maxSeq × dMlp (`prefer: 'js'` asks for
  * the JS one, e.g. to compare them).
  */
-export function createMomentKernel(dMlp: number, maxSeq: number, prefer: MomentKernel['kind'] = 'wasm-simd'): MomentKernel {
+export function createMomentKernel(dMlp: number, maxSeq: number, prefer: MomentKernel['kind'] = 'wasm-simd', halfColumns = false): MomentKernel {
   if (!Number.isInteger(dMlp) || dMlp < 1 || !Number.isInteger(maxSeq) || maxSeq < 1) {
     throw new RangeError(`a moment kernel needs positive whole dMlp and maxSeq, got ${dMlp} and ${maxSeq}`);
   }
   if (prefer === 'wasm-simd' && dMlp >= 4 && maxSeq * dMlp * 4 <= MAX_WASM_BLOCK_BYTES) {
     const module = compiledModule();
-    if (module) return new WasmMomentKernel(module, dMlp, maxSeq);
+    if (module) return new WasmMomentKernel(module, dMlp, maxSeq, halfColumns);
   }
-  return new JsMomentKernel(dMlp, maxSeq);
+  return new JsMomentKernel(dMlp, maxSeq, halfColumns);
 }
 
 const fround = Math.fround;
@@ -129,12 +133,20 @@ class JsMomentKernel implements MomentKernel {
   readonly reached: Int32Array;
   reachedCount = 0;
   readonly columns: Float32Array;
+  readonly halfColumns: Uint16Array;
+  private readonly columnBits: Uint32Array;
 
-  constructor(private readonly dMlp: number, maxSeq: number) {
+  constructor(
+    private readonly dMlp: number,
+    maxSeq: number,
+    private readonly withHalves: boolean,
+  ) {
     this.sums = new Float32Array(4 * dMlp);
     this.max = new Float32Array(dMlp);
     this.reached = new Int32Array(dMlp);
     this.columns = new Float32Array(dMlp * maxSeq);
+    this.columnBits = new Uint32Array(this.columns.buffer);
+    this.halfColumns = new Uint16Array(withHalves ? dMlp * maxSeq : 0);
   }
 
   run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number, threshold: Float32Array) {
@@ -180,6 +192,10 @@ class JsMomentKernel implements MomentKernel {
       }
     }
     this.reachedCount = gatherReached(this, dMlp, data, offset, seq, threshold, shiftOffset, 0, 0);
+    if (this.withHalves) {
+      const { halfColumns, columnBits } = this;
+      for (let i = 0; i < this.reachedCount * seq; i++) halfColumns[i] = halfBits(columnBits[i]);
+    }
     return { data, offset };
   }
 }
@@ -191,15 +207,23 @@ class WasmMomentKernel implements MomentKernel {
   readonly reached: Int32Array;
   reachedCount = 0;
   readonly columns: Float32Array;
+  readonly halfColumns: Uint16Array;
   private readonly block: Float32Array;
   private readonly shift: Float32Array;
   private readonly threshold: Float32Array;
   private readonly moments4: (...args: number[]) => number;
   private readonly moments8: (...args: number[]) => number;
-  private readonly at: { block: number; shift: number; threshold: number; sums: number; max: number; reached: number; columns: number };
+  private readonly toHalf: (src: number, dst: number, groups: number) => void;
+  private readonly at: { block: number; shift: number; threshold: number; sums: number; max: number; reached: number; columns: number; halves: number };
 
-  constructor(module: WebAssembly.Module, private readonly dMlp: number, maxSeq: number) {
-    // Layout: block, shift, threshold, sums, max, reached (int32), columns (16-byte aligned).
+  constructor(
+    module: WebAssembly.Module,
+    private readonly dMlp: number,
+    maxSeq: number,
+    private readonly withHalves: boolean,
+  ) {
+    // Layout: block, shift, threshold, sums, max, reached (int32), columns and their half bits
+    // (with room for toHalf's last group of eight), all 16-byte aligned.
     const align = (n: number) => Math.ceil(n / 16) * 16;
     const block = 0;
     const shift = align(maxSeq * dMlp * 4);
@@ -208,12 +232,14 @@ class WasmMomentKernel implements MomentKernel {
     const max = align(sums + 4 * dMlp * 4);
     const reached = align(max + dMlp * 4);
     const columns = align(reached + dMlp * 4);
-    const bytes = align(columns + maxSeq * dMlp * 4);
+    const halves = align(columns + (maxSeq * dMlp + 8) * 4);
+    const bytes = align(halves + (withHalves ? (maxSeq * dMlp + 8) * 2 : 0));
     const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) });
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     this.moments4 = instance.exports.moments4 as (...args: number[]) => number;
     this.moments8 = instance.exports.moments8 as (...args: number[]) => number;
-    this.at = { block, shift, threshold, sums, max, reached, columns };
+    this.toHalf = instance.exports.toHalf as (src: number, dst: number, groups: number) => void;
+    this.at = { block, shift, threshold, sums, max, reached, columns, halves };
     // The memory never grows, so these views stay valid.
     const buffer = memory.buffer;
     this.block = new Float32Array(buffer, block, maxSeq * dMlp);
@@ -223,6 +249,7 @@ class WasmMomentKernel implements MomentKernel {
     this.max = new Float32Array(buffer, max, dMlp);
     this.reached = new Int32Array(buffer, reached, dMlp);
     this.columns = new Float32Array(buffer, columns, maxSeq * dMlp);
+    this.halfColumns = new Uint16Array(buffer, halves, withHalves ? maxSeq * dMlp : 0);
   }
 
   run(data: Float32Array, offset: number, seq: number, shift: Float32Array, shiftOffset: number, threshold: Float32Array) {
@@ -245,6 +272,7 @@ class WasmMomentKernel implements MomentKernel {
       count = gatherReached(this, dMlp, this.block, 0, seq, this.threshold, 0, done, count);
     }
     this.reachedCount = count;
+    if (this.withHalves && count > 0) this.toHalf(at.columns, at.halves, Math.ceil((count * seq) / 8));
     return { data: this.block, offset: 0 };
   }
 }
@@ -398,12 +426,57 @@ function momentModuleBytes(): Uint8Array<ArrayBuffer> {
     const code = [...vector([[...uleb(I32_LOCALS), I32], [...uleb(10 * vectors), V128]]), ...body];
     return [...uleb(code.length), ...code];
   };
+
+  /**
+   * toHalf(src, dst, groups): float32 bits → IEEE half bits, eight values per group, rounded to
+   * nearest even exactly as halfBits (float16.ts) does. Per lane: normal halves by integer
+   * arithmetic on the bits, subnormal ones by letting a float32 addition of 2²³ round |x|·2²⁴ to
+   * an integer, and magnitudes from 2¹⁶ up as infinity (NaN stays NaN); masks pick the case.
+   */
+  const toHalfBody = () => {
+    const SRC = 0, DST = 1, GROUPS = 2, I = 3, X = 4, MAG = 5, SIGN = 6, R = 7, LO = 8;
+    const splat = (n: number) => simd(0x0c, ...[0, 0, 0, 0].flatMap(() => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff]));
+    const V128_AND = 0x4e, V128_OR = 0x50, V128_BITSELECT = 0x52;
+    const I32X4_LT_S = 0x39, I32X4_GT_S = 0x3b, I32X4_GE_S = 0x3f, I32X4_SHR_U = 0xad, I32X4_ADD = 0xae, I32X4_SUB = 0xb1;
+    const I16X8_NARROW_I32X4_U = 0x86;
+    const convert = (offset: number, into: number) => [
+      ...get(SRC), ...load(offset), ...set(X),
+      ...get(X), ...i32(16), ...simd(I32X4_SHR_U), ...splat(0x8000), ...simd(V128_AND), ...set(SIGN),
+      ...get(X), ...splat(0x7fffffff), ...simd(V128_AND), ...set(MAG),
+      // Normal: ((mag + 0xfff + ((mag >> 13) & 1)) >> 13) − (112 << 10).
+      ...get(MAG), ...splat(0xfff), ...simd(I32X4_ADD),
+      ...get(MAG), ...i32(13), ...simd(I32X4_SHR_U), ...splat(1), ...simd(V128_AND), ...simd(I32X4_ADD),
+      ...i32(13), ...simd(I32X4_SHR_U), ...splat(112 << 10), ...simd(I32X4_SUB), ...set(R),
+      // Subnormal (|x| < 2⁻¹⁴): bits(|x| · 2²⁴ + 2²³) − bits(2²³).
+      ...get(MAG), ...splat(0x4b800000), ...simd(F32X4_MUL), ...splat(0x4b000000), ...simd(F32X4_ADD), ...splat(0x4b000000), ...simd(I32X4_SUB),
+      ...get(R), ...get(MAG), ...splat(0x38800000), ...simd(I32X4_LT_S), ...simd(V128_BITSELECT), ...set(R),
+      // From 2¹⁶ up: infinity, or a quiet NaN.
+      ...get(MAG), ...splat(0x7f800000), ...simd(I32X4_GT_S), ...splat(0x200), ...simd(V128_AND), ...splat(0x7c00), ...simd(V128_OR),
+      ...get(R), ...get(MAG), ...splat(0x47800000), ...simd(I32X4_GE_S), ...simd(V128_BITSELECT),
+      ...get(SIGN), ...simd(V128_OR), ...set(into),
+    ];
+    const body = [
+      ...LOOP,
+      ...convert(0, LO),
+      ...convert(16, R),
+      ...get(DST), ...get(LO), ...get(R), ...simd(I16X8_NARROW_I32X4_U), ...store(0),
+      ...addI32(SRC, 32), ...addI32(DST, 16),
+      ...get(I), ...i32(1), I32_ADD, ...tee(I), ...get(GROUPS), I32_LT_U, ...BR_IF_0,
+      END,
+      END,
+    ];
+    const code = [...vector([[...uleb(1), I32], [...uleb(5), V128]]), ...body];
+    return [...uleb(code.length), ...code];
+  };
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vector([[0x60, ...vector(new Array<number[]>(13).fill([I32])), ...vector([[I32]])]])),
+    ...section(1, vector([
+      [0x60, ...vector(new Array<number[]>(13).fill([I32])), ...vector([[I32]])],
+      [0x60, ...vector(new Array<number[]>(3).fill([I32])), ...vector([])],
+    ])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vector([[0x00], [0x00]])),
-    ...section(7, vector([[...name('moments4'), 0x00, 0x00], [...name('moments8'), 0x00, 0x01]])),
-    ...section(10, vector([functionBody(1), functionBody(2)])),
+    ...section(3, vector([[0x00], [0x00], [0x01]])),
+    ...section(7, vector([[...name('moments4'), 0x00, 0x00], [...name('moments8'), 0x00, 0x01], [...name('toHalf'), 0x00, 0x02]])),
+    ...section(10, vector([functionBody(1), functionBody(2), toHalfBody()])),
   ]);
 }

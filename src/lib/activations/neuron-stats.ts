@@ -47,7 +47,7 @@
  * sees its excerpts in order), and are bit-for-bit those of the straightforward per-neuron loop.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
-import { float16ToFloat32 } from '../model/float16.ts';
+import { float16ToFloat32, halfBits } from '../model/float16.ts';
 import { createMomentKernel, type MomentKernel } from './moment-kernel.ts';
 import { priorityBefore, QUANTILE_SAMPLE_STREAM, RANDOM_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
 
@@ -228,48 +228,7 @@ const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 function float16Bits(value: number): number {
   f32Scratch[0] = value;
-  return halfBitsOf(u32Scratch[0]);
-}
-
-/** Magnitudes (float32 bits) from the smallest normal half, 2^−14, up to 2^16: see fastHalfBits. */
-const HALF_NORMAL_LOW = 0x38800000;
-const HALF_NORMAL_SPAN = 0x47800000 - HALF_NORMAL_LOW;
-
-/**
- * Half bits of the float32 with bits x. For magnitudes that become normal halves (or overflow to
- * infinity by rounding) this is one expression: dropping 13 mantissa bits after adding 0xfff plus
- * the kept last bit rounds to nearest even, a carry ripples correctly into the exponent, and
- * rebiasing subtracts 112 from it; the general routine handles the rest.
- */
-function fastHalfBits(x: number): number {
-  const magnitude = x & 0x7fffffff;
-  if (((magnitude - HALF_NORMAL_LOW) >>> 0) < HALF_NORMAL_SPAN) {
-    return ((x >>> 16) & 0x8000) | (((magnitude + 0xfff + ((magnitude >>> 13) & 1)) >>> 13) - (112 << 10));
-  }
-  return halfBitsOf(x);
-}
-
-function halfBitsOf(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const e = exp - 112; // rebias 127 → 15
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const full = mantissa | 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = full & ((1 << shift) - 1);
-    let m = full >>> shift;
-    if (rest > half || (rest === half && m & 1)) m++;
-    return sign | m;
-  }
-  let h = sign | (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // a carry into the exponent is still correct
-  return h;
+  return halfBits(u32Scratch[0]);
 }
 
 function roundToFloat16(value: number): number {
@@ -353,14 +312,18 @@ export class NeuronStatsAccumulator {
   private tokenHead: Int32Array;
   /** The distinct tokens of the current excerpt, in order of first occurrence. */
   private readonly distinctTokens: Int32Array;
+  /** Per candidate list being walked (see addCandidateOccurrences): its next slot, and its token. */
+  private readonly cursorSlot: Int32Array;
+  private readonly cursorToken: Int32Array;
   private distinctCount = 0;
   /** Occurrences of each token in the current excerpt (0 for absent tokens: cleared at the end). */
   private tokenOccurrences: Uint16Array;
   private readonly nextPosition: Int32Array;
   /** Per-excerpt power sums and max of one layer block (see moment-kernel.ts). */
   private readonly kernel: MomentKernel;
-  /** The kernel's `columns` as float32 bits. */
+  /** The kernel's `columns` as float32 bits, and its `halfColumns` as pairs (32-bit words). */
   private readonly columnBits: Uint32Array;
+  private readonly halfColumnPairs: Uint32Array;
   /** −∞ per neuron: the kernel's threshold while the heaps are not full (every neuron enters). */
   private readonly noThreshold: Float32Array;
   /** Neurons (within the layer) entering their top-K in the current layer block, and their column in the kernel's `columns`. */
@@ -414,12 +377,16 @@ export class NeuronStatsAccumulator {
     this.tokenHead = new Int32Array(this.tokenCount.length);
     this.candidateHead = new Int32Array(layers.length * this.tokenCount.length).fill(-1);
     this.distinctTokens = new Int32Array(L);
+    this.cursorSlot = new Int32Array(L);
+    this.cursorToken = new Int32Array(L);
     this.tokenOccurrences = new Uint16Array(this.tokenCount.length);
     this.nextPosition = new Int32Array(L);
-    this.kernel = createMomentKernel(dMlp, L);
+    this.kernel = createMomentKernel(dMlp, L, 'wasm-simd', this.config.rowPrecision === 'float16');
     this.entering = new Int32Array(dMlp);
     this.enteringColumn = new Int32Array(dMlp);
-    this.columnBits = new Uint32Array(this.kernel.columns.buffer, this.kernel.columns.byteOffset, this.kernel.columns.length);
+    const { columns, halfColumns } = this.kernel;
+    this.columnBits = new Uint32Array(columns.buffer, columns.byteOffset, columns.length);
+    this.halfColumnPairs = new Uint32Array(halfColumns.buffer, halfColumns.byteOffset, halfColumns.length >> 1);
     this.noThreshold = new Float32Array(N).fill(-Infinity);
     const halfRows = this.rows instanceof Uint16Array;
     this.rowUnits = halfRows ? (this.rows as Uint16Array) : new Uint32Array(this.rows.buffer);
@@ -587,18 +554,7 @@ export class NeuronStatsAccumulator {
     this.addPowerSums(base, block.data, block.offset);
     const excerptMax = kernel.max;
     if (S > 0) this.pendingMax.set(excerptMax, this.pendingCount * this.neuronCount + base);
-    if (C > 0) {
-      // Part 1 of the token candidates (part 2 comes with the top-K updates below).
-      const { candidateHead, candidateNext, distinctTokens } = this;
-      const lists = slot * this.tokenCount.length;
-      const firstSlot = base * C;
-      for (let i = 0; i < this.distinctCount; i++) {
-        const token = distinctTokens[i];
-        for (let k = candidateHead[lists + token]; k >= 0; k = candidateNext[k]) {
-          this.addCandidateOccurrences(k, token, block.data, block.offset + Math.floor((k - firstSlot) / C));
-        }
-      }
-    }
+    if (C > 0) this.addCandidateOccurrences(slot, block.data, block.offset);
     const { minExcerptMax, heapRoot, heapExcerpt, entering, enteringColumn } = this;
     for (let j = 0, n = base; j < dMlp; j++, n++) {
       const max = excerptMax[j];
@@ -729,15 +685,20 @@ export class NeuronStatsAccumulator {
     const { excerptLength: L, topK: K } = this.config;
     const to = (n * K + heapSlot) * L;
     const length = this.currentLength;
-    const { rowUnits, rowPairs, columnBits } = this;
-    if (rowPairs !== null) {
-      // Two float16 values per word (L is even, so rows start on word boundaries; little-endian).
-      const pairs = length >> 1;
-      for (let w = 0, a = to >> 1, b = from; w < pairs; w++, b += 2) rowPairs[a + w] = fastHalfBits(columnBits[b]) | (fastHalfBits(columnBits[b + 1]) << 16);
-      if (length & 1) rowUnits[to + length - 1] = fastHalfBits(columnBits[from + length - 1]);
-    } else if (this.rows instanceof Uint16Array) {
-      for (let t = 0; t < length; t++) rowUnits[to + t] = fastHalfBits(columnBits[from + t]);
+    const { rowUnits, rowPairs } = this;
+    if (this.rows instanceof Uint16Array) {
+      const halves = this.kernel.halfColumns;
+      if (rowPairs !== null && (from & 1) === 0) {
+        // Two float16 values per word (L is even, so rows start on word boundaries).
+        const halfPairs = this.halfColumnPairs;
+        const pairs = length >> 1;
+        for (let w = 0, a = to >> 1, b = from >> 1; w < pairs; w++) rowPairs[a + w] = halfPairs[b + w];
+        if (length & 1) rowUnits[to + length - 1] = halves[from + length - 1];
+      } else {
+        for (let t = 0; t < length; t++) rowUnits[to + t] = halves[from + t];
+      }
     } else {
+      const { columnBits } = this;
       for (let t = 0; t < length; t++) rowUnits[to + t] = columnBits[from + t];
     }
   }
@@ -896,12 +857,42 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Mean-activation candidates, part 1: every occurrence of a candidate token is added to its sum
-   * (before part 2 may change the neuron's set).
+   * Mean-activation candidates, part 1: every occurrence of a candidate token in the layer block
+   * is added to its candidate's sum (before part 2 may change the neuron's set). The candidates
+   * are found through the lists of the excerpt's distinct tokens, walked a step of each list in
+   * turn: following one list is a chain of dependent cache misses, while steps of different lists
+   * are independent, so the processor can wait for many of them at once.
    */
-  private addCandidateOccurrences(k: number, token: number, data: Float32Array, start: number): void {
-    this.candidateSum[k] += this.sumAtPositions(token, data, start, this.config.dMlp);
-    this.candidateMeans[k] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
+  private addCandidateOccurrences(slot: number, data: Float32Array, offset: number): void {
+    const { dMlp, topTokenCandidates: C } = this.config;
+    const { candidateHead, candidateNext, candidateSum, candidateMeans, distinctTokens, cursorSlot, cursorToken } = this;
+    const lists = slot * this.tokenCount.length;
+    const firstSlot = slot * dMlp * C;
+    let active = 0;
+    for (let i = 0; i < this.distinctCount; i++) {
+      const token = distinctTokens[i];
+      const k = candidateHead[lists + token];
+      if (k < 0) continue;
+      cursorSlot[active] = k;
+      cursorToken[active++] = token;
+    }
+    while (active > 0) {
+      for (let i = 0; i < active; ) {
+        const k = cursorSlot[i];
+        const token = cursorToken[i];
+        candidateSum[k] += this.sumAtPositions(token, data, offset + Math.floor((k - firstSlot) / C), dMlp);
+        candidateMeans[k] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
+        const next = candidateNext[k];
+        if (next >= 0) {
+          cursorSlot[i++] = next;
+        } else {
+          // This list is done: its place goes to the last active one.
+          active--;
+          cursorSlot[i] = cursorSlot[active];
+          cursorToken[i] = cursorToken[active];
+        }
+      }
+    }
   }
 
   /**
