@@ -304,6 +304,19 @@ const uleb = (n: number): number[] => {
   } while (n);
   return out;
 };
+/** Signed LEB128 (i32.const immediates). */
+const sleb = (n: number): number[] => {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+};
 const vector = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
 const name = (s: string): number[] => vector([...s].map((c) => [c.charCodeAt(0)]));
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
@@ -333,7 +346,7 @@ function momentModuleBytes(): Uint8Array<ArrayBuffer> {
   const get = (i: number) => [0x20, ...uleb(i)];
   const set = (i: number) => [0x21, ...uleb(i)];
   const tee = (i: number) => [0x22, ...uleb(i)];
-  const i32 = (n: number) => [0x41, ...uleb(n)]; // only small non-negative constants (< 64) are used
+  const i32 = (n: number) => [0x41, ...sleb(n)];
   const addI32 = (local: number, n: number) => [...get(local), ...i32(n), 0x6a, ...set(local)];
   const simd = (op: number, ...immediates: number[]) => [0xfd, ...uleb(op), ...immediates];
   const load = (offset: number) => simd(0x00, 0, ...uleb(offset));
