@@ -598,7 +598,7 @@ export class NeuronStatsAccumulator {
    */
   private touchHeaps(base: number, entries: number): void {
     const { topK: K, excerptLength: L, topTokenCandidates: C } = this.config;
-    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, candidateToken, candidateMeans, candidateFloor } = this;
+    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, candidateToken, candidateMeans, candidateFloor, candidateSum, candidateBase } = this;
     let sink = 0;
     for (let i = 0; i < entries; i++) {
       const n = base + entering[i];
@@ -609,6 +609,7 @@ export class NeuronStatsAccumulator {
       if (C > 0) {
         const c = n * C;
         sink += candidateToken[c] + candidateToken[c + C - 1] + candidateMeans[c] + candidateMeans[c + C - 1] + candidateFloor[n];
+        sink += candidateSum[c] + candidateSum[c + C - 1] + candidateBase[c] + candidateBase[c + C - 1];
       }
     }
     this.touched = sink;
