@@ -278,26 +278,26 @@ export class NeuronStatsAccumulator {
   /** Recently used quantile-stream priorities by excerpt (see quantilePriority); derived. */
   private readonly priorityCacheKey = new Int32Array(PRIORITY_CACHE_SIZE).fill(-1);
   private readonly priorityCacheValue = new Uint32Array(PRIORITY_CACHE_SIZE);
-  private readonly candidateToken: Int32Array;
-  private readonly candidateSum: Float64Array;
-  /** Global count of the token before it became a candidate: its mean covers later occurrences. */
-  private readonly candidateBase: Int32Array;
   /**
-   * Each candidate's running mean as `candidateMean` computes it (−∞ for a free slot, NaN when its
-   * token occurred since: recomputed on use); derived, not serialised. A mean only changes in
-   * excerpts holding its token, so a cached value equals a fresh computation (the same sum over the
-   * same whole-number count).
+   * Token candidates, one 32-byte record per slot k (C per neuron), so that an occurrence of its
+   * token touches one cache line: as float64 words, [4k] the sum of the token's activations and
+   * [4k + 1] the running mean as `candidateMean` computes it (−∞ for a free slot, NaN when its
+   * token occurred since: recomputed on use; a mean only changes in excerpts holding its token,
+   * so a cached value equals a fresh computation); as int32 words (`candidateInts`), [8k + 4] the
+   * token (−1 for none), [8k + 5] the token's global count before it became a candidate (its mean
+   * covers later occurrences), and [8k + 6], [8k + 7] the next and previous slot in the list of
+   * its token. The checkpoint stores token, sum and base as separate arrays (format v1).
    */
-  private readonly candidateMeans: Float64Array;
+  private readonly candidates: Float64Array;
+  private readonly candidateInts: Int32Array;
   private readonly candidateFloor: Float64Array;
   /**
    * Candidate slots by token, per layer: doubly linked lists through the slots, headed at
-   * candidateHead[layerSlot · tokenCount.length + token] (−1 for none; grown with tokenCount). An excerpt then visits only
-   * the candidates whose token it holds, instead of testing all C per neuron. Derived, not serialised.
+   * candidateHead[layerSlot · tokenCount.length + token] (−1 for none; grown with tokenCount). An
+   * excerpt then visits only the candidates whose token it holds, instead of testing all C per
+   * neuron. Derived, not serialised.
    */
   private candidateHead: Int32Array;
-  private readonly candidateNext: Int32Array;
-  private readonly candidatePrev: Int32Array;
 
   private tokenCount: Int32Array;
   private readonly randomSample: Int32Array;
@@ -361,13 +361,13 @@ export class NeuronStatsAccumulator {
     this.quantileSlots = new Int32Array(N * F * S);
     this.pendingMax = new Float32Array(F > 0 ? N * PENDING_EXCERPTS : 0);
     this.pendingBits = new Uint32Array(this.pendingMax.buffer);
-    this.candidateToken = new Int32Array(N * C).fill(-1);
-    this.candidateSum = new Float64Array(N * C);
-    this.candidateMeans = new Float64Array(N * C).fill(-Infinity);
-    this.candidateBase = new Int32Array(N * C);
+    this.candidates = new Float64Array(4 * N * C);
+    this.candidateInts = new Int32Array(this.candidates.buffer);
+    for (let k = 0; k < N * C; k++) {
+      this.candidates[4 * k + 1] = -Infinity;
+      this.candidateInts[8 * k + 4] = this.candidateInts[8 * k + 6] = this.candidateInts[8 * k + 7] = -1;
+    }
     this.candidateFloor = new Float64Array(C > 0 ? N : 0).fill(-Infinity);
-    this.candidateNext = new Int32Array(N * C).fill(-1);
-    this.candidatePrev = new Int32Array(N * C).fill(-1);
 
     this.tokenCount = new Int32Array(C > 0 ? 1024 : 0);
     this.randomSample = new Int32Array(this.config.randomSampleSize);
@@ -496,21 +496,22 @@ export class NeuronStatsAccumulator {
 
   private linkCandidate(k: number, token: number): void {
     const list = this.candidateListOf(k, token);
+    const ints = this.candidateInts;
     const first = this.candidateHead[list];
-    this.candidateNext[k] = first;
-    this.candidatePrev[k] = -1;
-    if (first >= 0) this.candidatePrev[first] = k;
+    ints[8 * k + 6] = first;
+    ints[8 * k + 7] = -1;
+    if (first >= 0) ints[8 * first + 7] = k;
     this.candidateHead[list] = k;
   }
 
   private unlinkCandidate(k: number, token: number): void {
-    const { candidateNext, candidatePrev } = this;
-    const next = candidateNext[k];
-    const prev = candidatePrev[k];
-    if (prev >= 0) candidateNext[prev] = next;
+    const ints = this.candidateInts;
+    const next = ints[8 * k + 6];
+    const prev = ints[8 * k + 7];
+    if (prev >= 0) ints[8 * prev + 6] = next;
     else this.candidateHead[this.candidateListOf(k, token)] = next;
-    if (next >= 0) candidatePrev[next] = prev;
-    candidateNext[k] = candidatePrev[k] = -1;
+    if (next >= 0) ints[8 * next + 7] = prev;
+    ints[8 * k + 6] = ints[8 * k + 7] = -1;
   }
 
   /**
@@ -598,7 +599,7 @@ export class NeuronStatsAccumulator {
    */
   private touchHeaps(base: number, entries: number): void {
     const { topK: K, excerptLength: L, topTokenCandidates: C } = this.config;
-    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, candidateToken, candidateMeans, candidateFloor, candidateSum, candidateBase } = this;
+    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, candidates, candidateFloor } = this;
     let sink = 0;
     for (let i = 0; i < entries; i++) {
       const n = base + entering[i];
@@ -608,8 +609,9 @@ export class NeuronStatsAccumulator {
       sink += rowUnits[row] + rowUnits[row + L - 1];
       if (C > 0) {
         const c = n * C;
-        sink += candidateToken[c] + candidateToken[c + C - 1] + candidateMeans[c] + candidateMeans[c + C - 1] + candidateFloor[n];
-        sink += candidateSum[c] + candidateSum[c + C - 1] + candidateBase[c] + candidateBase[c + C - 1];
+        // The neuron's C records (32 bytes each): a word of each cache line.
+        for (let w = 4 * c; w < 4 * (c + C); w += 8) sink += candidates[w];
+        sink += candidates[4 * (c + C) - 1] + candidateFloor[n];
       }
     }
     this.touched = sink;
@@ -853,8 +855,8 @@ export class NeuronStatsAccumulator {
 
   /** Running mean of candidate slot k; call after the current excerpt's occurrences were added. */
   private candidateMean(k: number): number {
-    const token = this.candidateToken[k];
-    return this.candidateSum[k] / (this.tokenCount[token] + this.tokenOccurrences[token] - this.candidateBase[k]);
+    const token = this.candidateInts[8 * k + 4];
+    return this.candidates[4 * k] / (this.tokenCount[token] + this.tokenOccurrences[token] - this.candidateInts[8 * k + 5]);
   }
 
   /**
@@ -866,7 +868,7 @@ export class NeuronStatsAccumulator {
    */
   private addCandidateOccurrences(slot: number, data: Float32Array, offset: number): void {
     const { dMlp, topTokenCandidates: C } = this.config;
-    const { candidateHead, candidateNext, candidateSum, candidateMeans, distinctTokens, cursorSlot, cursorToken } = this;
+    const { candidateHead, candidates, candidateInts, distinctTokens, cursorSlot, cursorToken } = this;
     const lists = slot * this.tokenCount.length;
     const firstSlot = slot * dMlp * C;
     let active = 0;
@@ -881,9 +883,9 @@ export class NeuronStatsAccumulator {
       for (let i = 0; i < active; ) {
         const k = cursorSlot[i];
         const token = cursorToken[i];
-        candidateSum[k] += this.sumAtPositions(token, data, offset + Math.floor((k - firstSlot) / C), dMlp);
-        candidateMeans[k] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
-        const next = candidateNext[k];
+        candidates[4 * k] += this.sumAtPositions(token, data, offset + Math.floor((k - firstSlot) / C), dMlp);
+        candidates[4 * k + 1] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
+        const next = candidateInts[8 * k + 6];
         if (next >= 0) {
           cursorSlot[i++] = next;
         } else {
@@ -907,16 +909,16 @@ export class NeuronStatsAccumulator {
   private offerTokenCandidate(n: number, column: Float32Array, start: number, argmax: number): void {
     const C = this.config.topTokenCandidates;
     const base = n * C;
-    const { candidateToken, candidateMeans, tokenOccurrences } = this;
+    const { candidates, candidateInts, tokenOccurrences } = this;
     const argToken = this.currentTokens[argmax];
-    for (let k = base; k < base + C; k++) if (candidateToken[k] === argToken) return;
+    for (let k = base; k < base + C; k++) if (candidateInts[8 * k + 4] === argToken) return;
     // The weakest candidate, and the floor the set will have if the newcomer replaces it.
     let worst = base;
     let worstMean = Infinity;
     let secondMean = Infinity;
     for (let k = base; k < base + C; k++) {
-      let mean = candidateMeans[k];
-      if (mean !== mean) mean = candidateMeans[k] = this.candidateMean(k);
+      let mean = candidates[4 * k + 1];
+      if (mean !== mean) mean = candidates[4 * k + 1] = this.candidateMean(k);
       if (mean < worstMean) {
         secondMean = worstMean;
         worst = k;
@@ -928,12 +930,13 @@ export class NeuronStatsAccumulator {
     const sum = this.sumAtPositions(argToken, column, start, 1);
     const mean = sum / tokenOccurrences[argToken];
     if (!(mean > worstMean)) return;
-    if (candidateToken[worst] >= 0) this.unlinkCandidate(worst, candidateToken[worst]);
-    candidateToken[worst] = argToken;
+    const oldToken = candidateInts[8 * worst + 4];
+    if (oldToken >= 0) this.unlinkCandidate(worst, oldToken);
+    candidateInts[8 * worst + 4] = argToken;
     this.linkCandidate(worst, argToken);
-    this.candidateSum[worst] = sum;
-    this.candidateBase[worst] = this.tokenCount[argToken];
-    candidateMeans[worst] = mean; // = sum / (count − base) with base = count: the same division
+    candidates[4 * worst] = sum;
+    candidateInts[8 * worst + 5] = this.tokenCount[argToken];
+    candidates[4 * worst + 1] = mean; // = sum / (count − base) with base = count: the same division
     this.candidateFloor[n] = Math.min(mean, secondMean);
   }
 
@@ -1101,10 +1104,10 @@ export class NeuronStatsAccumulator {
     const C = this.config.topTokenCandidates;
     const result: MeanToken[] = [];
     for (let k = neuron * C; k < (neuron + 1) * C; k++) {
-      const tokenId = this.candidateToken[k];
+      const tokenId = this.candidateInts[8 * k + 4];
       if (tokenId < 0) continue;
-      const count = this.tokenCount[tokenId] - this.candidateBase[k];
-      if (count > 0) result.push({ tokenId, meanActivation: this.candidateSum[k] / count, count });
+      const count = this.tokenCount[tokenId] - this.candidateInts[8 * k + 5];
+      if (count > 0) result.push({ tokenId, meanActivation: this.candidates[4 * k] / count, count });
     }
     return result.sort((a, b) => b.meanActivation - a.meanActivation || a.tokenId - b.tokenId);
   }
@@ -1179,7 +1182,25 @@ export class NeuronStatsAccumulator {
 
   // ---- checkpoints -----------------------------------------------------------------------
 
-  private stateArrays(): [string, StateArray][] {
+  /** The candidate records' token, sum and base fields as separate arrays (the checkpoint's layout). */
+  private candidateFields(): { token: Int32Array; sum: Float64Array; base: Int32Array } {
+    const slots = this.candidates.length / 4;
+    const token = new Int32Array(slots);
+    const sum = new Float64Array(slots);
+    const base = new Int32Array(slots);
+    for (let k = 0; k < slots; k++) {
+      token[k] = this.candidateInts[8 * k + 4];
+      sum[k] = this.candidates[4 * k];
+      base[k] = this.candidateInts[8 * k + 5];
+    }
+    return { token, sum, base };
+  }
+
+  /**
+   * The serialised state, in checkpoint order. The candidate arrays are copies of the records'
+   * fields: deserialize fills them and then writes them back (see setCandidateFields).
+   */
+  private stateArrays(candidates = this.candidateFields()): [string, StateArray][] {
     return [
       ['shift', this.shift],
       ['powerSums', this.powerSums],
@@ -1190,9 +1211,9 @@ export class NeuronStatsAccumulator {
       ['rows', this.rows],
       ['binState', this.binState],
       ['quantileSlots', this.quantileSlots],
-      ['candidateToken', this.candidateToken],
-      ['candidateSum', this.candidateSum],
-      ['candidateBase', this.candidateBase],
+      ['candidateToken', candidates.token],
+      ['candidateSum', candidates.sum],
+      ['candidateBase', candidates.base],
       ['candidateFloor', this.candidateFloor],
       ['tokenCount', this.tokenCount],
       ['randomSample', this.randomSample],
@@ -1226,10 +1247,10 @@ export class NeuronStatsAccumulator {
     for (let n = 0; n < this.neuronCount; n++) this.heapRoot[n] = this.heapValue[n * K];
     this.shift32.set(this.shift);
     this.candidateHead.fill(-1);
-    for (let k = 0; k < this.candidateToken.length; k++) {
-      const token = this.candidateToken[k];
-      this.candidateMeans[k] = token < 0 ? -Infinity : this.candidateMean(k);
+    for (let k = 0; k < this.candidates.length / 4; k++) {
+      const token = this.candidateInts[8 * k + 4];
       if (token >= this.tokenCount.length) throw new NeuronStatsError(`not a valid neuron statistics checkpoint: candidate token ${token} was never counted`);
+      this.candidates[4 * k + 1] = token < 0 ? -Infinity : this.candidateMean(k);
       if (token >= 0) this.linkCandidate(k, token);
     }
   }
@@ -1262,7 +1283,8 @@ export class NeuronStatsAccumulator {
     if (!count(excerptsSeen) || !count(tokensSeen) || !count(randomCount) || (randomCount as number) > accumulator.config.randomSampleSize) {
       bad('bad counters');
     }
-    const expected = accumulator.stateArrays();
+    const candidates = accumulator.candidateFields();
+    const expected = accumulator.stateArrays(candidates);
     const listed = header.arrays as { name: string; length: number }[];
     if (listed.length !== expected.length || parts.length !== expected.length + 1) bad('wrong number of arrays');
     for (let i = 0; i < expected.length; i++) {
@@ -1280,6 +1302,11 @@ export class NeuronStatsAccumulator {
         if (length !== target.length) bad(`${name} has ${length} values, expected ${target.length}`);
         target.set(source);
       }
+    }
+    for (let k = 0; k < candidates.token.length; k++) {
+      accumulator.candidateInts[8 * k + 4] = candidates.token[k];
+      accumulator.candidates[4 * k] = candidates.sum[k];
+      accumulator.candidateInts[8 * k + 5] = candidates.base[k];
     }
     accumulator.excerptsSeen = excerptsSeen as number;
     accumulator.tokensSeen = tokensSeen as number;
