@@ -24,6 +24,7 @@
  */
 
 import { halfBits } from '../model/float16.ts';
+import { name, section, sleb, uleb, vector } from './wasm-encoding.ts';
 
 export interface MomentKernel {
   /** 'wasm-simd' or 'js', for benchmarks. */
@@ -294,32 +295,7 @@ function compiledModule(): WebAssembly.Module | null {
   return compiled;
 }
 
-const uleb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-};
-/** Signed LEB128 (i32.const immediates). */
-const sleb = (n: number): number[] => {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-};
-const vector = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const name = (s: string): number[] => vector([...s].map((c) => [c.charCodeAt(0)]));
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+
 
 /**
  * Two functions, moments4 and moments8, with the same parameters (block, seq, groups, rowBytes,

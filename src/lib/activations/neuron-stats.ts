@@ -48,6 +48,7 @@
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
 import { float16ToFloat32, halfBits } from '../model/float16.ts';
+import { createHistogramKernel, type HistogramKernel } from './histogram-kernel.ts';
 import { createMomentKernel, type MomentKernel } from './moment-kernel.ts';
 import { priorityBefore, QUANTILE_SAMPLE_STREAM, RANDOM_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
 
@@ -128,6 +129,8 @@ const FORMAT_VERSION = 1;
 const MAX_TOKEN_ID = 1 << 22;
 /** Excerpts whose maxima are buffered before binning (see flushPending). */
 const PENDING_EXCERPTS = 128;
+/** Neurons binned per histogram-kernel call (its event buffer holds this many × PENDING_EXCERPTS). */
+const PENDING_GROUP = 16;
 /** Entries of the quantile-priority cache (a power of two). */
 const PRIORITY_CACHE_SIZE = 1 << 14;
 
@@ -273,7 +276,9 @@ export class NeuronStatsAccumulator {
   /** pendingMax's bits. */
   private readonly pendingBits: Uint32Array;
   private readonly pendingExcerpt = new Int32Array(PENDING_EXCERPTS);
-  private readonly pendingPriority = new Uint32Array(PENDING_EXCERPTS);
+  private readonly pendingPriority: Uint32Array;
+  /** Binning in WebAssembly (histogram-kernel.ts), whose memory holds the bin table, binState and the buffered maxima; null where unavailable or with quantile tracking off. */
+  private readonly histogramKernel: HistogramKernel | null;
   private pendingCount = 0;
   /** Recently used quantile-stream priorities by excerpt (see quantilePriority); derived. */
   private readonly priorityCacheKey = new Int32Array(PRIORITY_CACHE_SIZE).fill(-1);
@@ -343,7 +348,10 @@ export class NeuronStatsAccumulator {
     const F = this.quantileTracking ? this.config.histogram.bins : 0;
     this.slotOfLayer = new Map(layers.map((layer, slot) => [layer, slot]));
     this.edges = histogramEdges(this.config.histogram);
-    this.binByBits = binsByBits(this.edges);
+    this.histogramKernel = F > 0 ? createHistogramKernel(N, F, PENDING_EXCERPTS, PENDING_GROUP) : null;
+    const kernel = this.histogramKernel;
+    this.binByBits = kernel ? kernel.binByBits : new Uint16Array(1 << 16);
+    this.binByBits.set(binsByBits(this.edges));
 
     const rowBytes = this.config.rowPrecision === 'float16' ? 2 : 4;
     const bytes = N * (8 * 5 + 8 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 32 + 8 : 0));
@@ -357,10 +365,11 @@ export class NeuronStatsAccumulator {
     this.heapExcerpt = new Int32Array(N * K);
     this.heapSlot = new Uint16Array(N * K);
     this.rows = this.config.rowPrecision === 'float16' ? new Uint16Array(N * K * L) : new Float32Array(N * K * L);
-    this.binState = new Uint32Array(N * F * 3);
+    this.binState = kernel ? kernel.binState : new Uint32Array(N * F * 3);
     this.quantileSlots = new Int32Array(N * F * S);
-    this.pendingMax = new Float32Array(F > 0 ? N * PENDING_EXCERPTS : 0);
-    this.pendingBits = new Uint32Array(this.pendingMax.buffer);
+    this.pendingMax = kernel ? kernel.pendingMax : new Float32Array(F > 0 ? N * PENDING_EXCERPTS : 0);
+    this.pendingBits = new Uint32Array(this.pendingMax.buffer, this.pendingMax.byteOffset, this.pendingMax.length);
+    this.pendingPriority = kernel ? kernel.pendingPriority : new Uint32Array(PENDING_EXCERPTS);
     this.candidates = new Float64Array(4 * N * C);
     this.candidateInts = new Int32Array(this.candidates.buffer);
     for (let k = 0; k < N * C; k++) {
@@ -778,6 +787,10 @@ export class NeuronStatsAccumulator {
   private flushPending(): void {
     const count = this.pendingCount;
     if (count === 0) return;
+    if (this.histogramKernel) {
+      this.flushPendingInKernel(this.histogramKernel);
+      return;
+    }
     const N = this.neuronCount;
     const F = this.config.histogram.bins;
     const S = this.config.quantileSampleSize;
@@ -800,6 +813,37 @@ export class NeuronStatsAccumulator {
           if ((binState[state + 2] & 0xff) === S && priority > binState[state + 1]) continue;
           this.sampleIntoBin(bin, pendingExcerpt[b], priority);
         }
+      }
+    }
+    this.pendingCount = 0;
+  }
+
+  /**
+   * flushPending with the counting done in WebAssembly (histogram-kernel.ts), group by group; its
+   * events, in excerpt order per neuron, are the pairs that need sampling or a binary search.
+   */
+  private flushPendingInKernel(kernel: HistogramKernel): void {
+    const count = this.pendingCount;
+    const N = this.neuronCount;
+    const F = this.config.histogram.bins;
+    const S = this.config.quantileSampleSize;
+    const { edges, binState, pendingMax, pendingExcerpt, pendingPriority } = this;
+    const events = kernel.events;
+    for (let from = 0; from < N; from += PENDING_GROUP) {
+      const pairs = 2 * kernel.bin(from, Math.min(N, from + PENDING_GROUP), count, S);
+      for (let i = 0; i < pairs; i += 2) {
+        const code = events[i];
+        const b = events[i + 1];
+        const priority = pendingPriority[b];
+        if (code >= 0) {
+          this.sampleIntoBin(code, pendingExcerpt[b], priority);
+          continue;
+        }
+        const n = -1 - code;
+        const bin = n * F + binByEdges(edges, pendingMax[b * N + n]);
+        binState[3 * bin]++;
+        if ((binState[3 * bin + 2] & 0xff) === S && priority > binState[3 * bin + 1]) continue;
+        this.sampleIntoBin(bin, pendingExcerpt[b], priority);
       }
     }
     this.pendingCount = 0;
