@@ -40,11 +40,15 @@
  * for GPT-2 small (36,864 neurons), plus per-token tables of 4 bytes per vocabulary entry (and
  * per layer for the candidate lists: 2.4 MB for GPT-2 small) and about 2 MB of per-layer scratch.
  *
- * Speed: adding an excerpt reads each activation once, in the moment kernel (moment-kernel.ts);
- * after that, a neuron costs a few comparisons against contiguous arrays unless its excerpt max
- * enters its top-K, or the excerpt holds one of its candidate tokens (see accumulateLayer). The
- * results do not depend on how the work is ordered (each piece of state belongs to one neuron and
- * sees its excerpts in order), and are bit-for-bit those of the straightforward per-neuron loop.
+ * Speed: adding an excerpt reads each activation once, in the moment kernel (moment-kernel.ts,
+ * WebAssembly SIMD), which also copies out the columns of the neurons reaching their top-K;
+ * after that, a neuron costs a comparison unless its excerpt max enters its top-K, or the excerpt
+ * holds one of its candidate tokens (see accumulateLayer). Excerpt maxima are binned in batches
+ * of PENDING_EXCERPTS, in WebAssembly where available (histogram-kernel.ts). The state a neuron's
+ * top-K entry or candidate token touches is laid out to take few cache lines (after a forward
+ * pass of the model, little of it is still cached). The results do not depend on how the work is
+ * ordered (each piece of state belongs to one neuron and sees its excerpts in order), and are
+ * bit-for-bit those of the straightforward per-neuron loop.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from './records.ts';
 import { float16ToFloat32, halfBits } from '../model/float16.ts';
