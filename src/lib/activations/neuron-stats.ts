@@ -338,6 +338,10 @@ export class NeuronStatsAccumulator {
   /** Neurons (within the layer) entering their top-K in the current layer block, and their column in the kernel's `columns`. */
   private readonly entering: Int32Array;
   private readonly enteringColumn: Int32Array;
+  /** Candidate slots whose token changed in the current layer's offers, and their old tokens (see relinkCandidates). */
+  private readonly relinkSlot: Int32Array;
+  private readonly relinkOld: Int32Array;
+  private relinkCount = 0;
   /** Sink of touchHeaps. */
   private touched = 0;
   /** `rows` as raw bits (itself for float16, a Uint32Array view for float32). */
@@ -397,6 +401,8 @@ export class NeuronStatsAccumulator {
     this.kernel = createMomentKernel(dMlp, L, 'wasm-simd', this.config.rowPrecision === 'float16');
     this.entering = new Int32Array(dMlp);
     this.enteringColumn = new Int32Array(dMlp);
+    this.relinkSlot = new Int32Array(dMlp);
+    this.relinkOld = new Int32Array(dMlp);
     const { columns, halfColumns } = this.kernel;
     this.columnBits = new Uint32Array(columns.buffer, columns.byteOffset, columns.length);
     this.halfColumnPairs = new Uint32Array(halfColumns.buffer, halfColumns.byteOffset, halfColumns.length >> 1);
@@ -603,6 +609,34 @@ export class NeuronStatsAccumulator {
         this.offerTokenCandidate(base + j, columns, column, peak);
       }
     }
+    if (this.relinkCount > 0) this.relinkCandidates();
+  }
+
+  /**
+   * Moves the slots whose token changed in this layer's offers from their old token's list to the
+   * new one's. Their list neighbours are scattered over memory and mostly uncached: a first loop
+   * of independent reads fetches them together (see touchHeaps) before the lists are changed one
+   * slot after another.
+   */
+  private relinkCandidates(): void {
+    const { relinkSlot, relinkOld, candidates, candidateInts, candidateHead } = this;
+    const count = this.relinkCount;
+    let sink = 0;
+    for (let r = 0; r < count; r++) {
+      const k = relinkSlot[r];
+      const next = candidateInts[8 * k + 6];
+      const prev = candidateInts[8 * k + 7];
+      if (next >= 0) sink += candidates[4 * next];
+      if (prev >= 0) sink += candidates[4 * prev];
+      sink += candidateHead[this.candidateListOf(k, candidateInts[8 * k + 4])];
+    }
+    this.touched = sink;
+    for (let r = 0; r < count; r++) {
+      const k = relinkSlot[r];
+      if (relinkOld[r] >= 0) this.unlinkCandidate(k, relinkOld[r]);
+      this.linkCandidate(k, candidateInts[8 * k + 4]);
+    }
+    this.relinkCount = 0;
   }
 
   /**
@@ -978,10 +1012,10 @@ export class NeuronStatsAccumulator {
     const sum = this.sumAtPositions(argToken, column, start, 1);
     const mean = sum / tokenOccurrences[argToken];
     if (!(mean > worstMean)) return;
-    const oldToken = candidateInts[8 * worst + 4];
-    if (oldToken >= 0) this.unlinkCandidate(worst, oldToken);
+    // The slot moves to the new token's list in relinkCandidates, after this layer's offers.
+    this.relinkSlot[this.relinkCount] = worst;
+    this.relinkOld[this.relinkCount++] = candidateInts[8 * worst + 4];
     candidateInts[8 * worst + 4] = argToken;
-    this.linkCandidate(worst, argToken);
     candidates[4 * worst] = sum;
     candidateInts[8 * worst + 5] = this.tokenCount[argToken];
     candidates[4 * worst + 1] = mean; // = sum / (count − base) with base = count: the same division
