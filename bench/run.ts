@@ -51,4 +51,15 @@ if (wanted('scan')) {
     details: { scan, records },
   };
 }
+// Only when asked for (`npm run bench scan-parts`): the same scan without the mean-token table.
+if (only.includes('scan-parts')) {
+  const scan = runJson('bench/scan-bench.ts', [smallDir, 'scan-without-token-table', String(quick ? 250 : 1563)]) as Record<string, number>;
+  report.scanWithoutTokenTable = {
+    tokensPerSecond: scan.scanTokensPerSecond,
+    forwardOnlyTokensPerSecond: scan.forwardTokensPerSecond,
+    overheadPercent: { endToEnd: scan.overheadPercent, bookkeepingTimed: scan.bookkeepingPercentOfRunForward },
+    bookkeepingMsPerExcerpt: scan.bookkeepingMsPerExcerpt,
+    details: scan,
+  };
+}
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -33,8 +33,8 @@ import { prepareDefaultCorpus } from '../scripts/prepare-corpus.ts';
 import { MemorySampler } from './memory-sampler.ts';
 
 const [modelDir, mode, excerptsArg, batchArg] = process.argv.slice(2);
-if (!modelDir || !['scan', 'records'].includes(mode) || !(Number(excerptsArg) > 0)) {
-  console.error('usage: tsx bench/scan-bench.ts <model-dir> <scan|records> <excerpts> [batch]');
+if (!modelDir || !['scan', 'scan-without-token-table', 'records'].includes(mode) || !(Number(excerptsArg) > 0)) {
+  console.error('usage: tsx bench/scan-bench.ts <model-dir> <scan|scan-without-token-table|records> <excerpts> [batch]');
   process.exit(2);
 }
 const wanted = Number(excerptsArg);
@@ -93,7 +93,7 @@ const result: Record<string, unknown> = {
   rssAfterLoadMB: afterLoadMB,
 };
 
-if (mode === 'scan') {
+if (mode === 'scan' || mode === 'scan-without-token-table') {
   const forwardPass = async () => {
     const started = performance.now();
     for (let i = 0; i < ids.length; i += batchSize) await source(ids.slice(i, i + batchSize));
@@ -120,6 +120,9 @@ if (mode === 'scan') {
     layers,
     dMlp: capturer.dMlp,
     batchSize,
+    // The bookkeeping list (top-K, samples, quantiles, moments) without the table of
+    // tokens with the highest mean activation, to show what each part costs.
+    ...(mode === 'scan-without-token-table' ? { topTokenCandidates: 0 } : {}),
     onProgress: () => {
       // The first report comes before any batch; the last batch has no next call to time from.
       if (reports++ > 0 && askedAt > 0) bookkeeping += performance.now() - askedAt;

@@ -200,6 +200,9 @@ describe('runScan with a deterministic source', () => {
       /belongs to a different scan/,
     );
     await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 21), checkpoint: store })).rejects.toThrow(ScanError);
+    // A checkpoint of the earlier corpus-order scans (fingerprint v1) is refused with its own reason.
+    store.saved = { ...store.saved!, fingerprint: store.saved!.fingerprint.replace(/^v2:/, 'v1:') };
+    await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 20), checkpoint: store })).rejects.toThrow(/older Neurolens/);
   });
 
   it('stops before any work when the signal is already aborted', async () => {

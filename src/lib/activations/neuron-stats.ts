@@ -1280,7 +1280,7 @@ export class NeuronStatsAccumulator {
 
   /**
    * The serialised state, in checkpoint order. The candidate arrays are copies of the records'
-   * fields: deserialize fills them and then writes them back (see setCandidateFields).
+   * fields: deserialize fills them, then writes them into the records.
    */
   private stateArrays(candidates = this.candidateFields()): [string, StateArray][] {
     return [

@@ -196,6 +196,9 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
   const saved = checkpoint ? await checkpoint.load() : undefined;
   if (saved) {
     if (saved.fingerprint !== fingerprint) {
+      if (typeof saved.fingerprint === 'string' && saved.fingerprint.startsWith('v1:')) {
+        throw new ScanError('the saved checkpoint comes from an older Neurolens, which scanned excerpts in another order; clear it to start over');
+      }
       throw new ScanError('the saved checkpoint belongs to a different scan (corpus or settings changed); clear it to start over');
     }
     stats = NeuronStatsAccumulator.deserialize(saved.state);
