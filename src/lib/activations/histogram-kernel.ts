@@ -15,7 +15,7 @@
  *   counts it itself.
  * Bin state is 3 uint32 per (neuron, bin): count, threshold priority, held | slot << 8.
  */
-import { name, section, sleb, uleb, vector } from './wasm-encoding.ts';
+import { compileOnce, name, section, sleb, uleb, vector } from './wasm-encoding.ts';
 
 export interface HistogramKernel {
   /** Bin by float32 top-16 bits (65,536 entries; 0xffff for "several bins"). */
@@ -61,19 +61,8 @@ export function createHistogramKernel(neurons: number, bins: number, pending: nu
   };
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-
-function compiledModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  try {
-    const bytes = histogramModuleBytes();
-    if (typeof WebAssembly === 'object' && WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
-  } catch {
-    // No WebAssembly: the accumulator bins in JS.
-  }
-  return compiled;
-}
+/** The module, compiled once per realm; null without WebAssembly (the accumulator then bins in JS). */
+const compiledModule = compileOnce(() => histogramModuleBytes());
 
 /**
  * binPending(pending, neurons, from, to, count, bins, sampleSize, table, state, priorities,

@@ -24,7 +24,7 @@
  */
 
 import { halfBits } from '../model/float16.ts';
-import { name, section, sleb, uleb, vector } from './wasm-encoding.ts';
+import { compileOnce, name, section, sleb, uleb, vector } from './wasm-encoding.ts';
 
 export interface MomentKernel {
   /** 'wasm-simd' or 'js', for benchmarks. */
@@ -280,20 +280,8 @@ class WasmMomentKernel implements MomentKernel {
 
 // ---- the WebAssembly module ------------------------------------------------------------------
 
-let compiled: WebAssembly.Module | null | undefined;
-
-/** The module, compiled once per realm; null where WebAssembly or its SIMD is unavailable. */
-function compiledModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  try {
-    const bytes = momentModuleBytes();
-    if (typeof WebAssembly === 'object' && WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
-  } catch {
-    // No WebAssembly (or it is disabled by policy): the JS kernel does the same work.
-  }
-  return compiled;
-}
+/** The module, compiled once per realm; null where WebAssembly or its SIMD is unavailable (the JS kernel does the same work). */
+const compiledModule = compileOnce(() => momentModuleBytes());
 
 
 
