@@ -15,6 +15,14 @@ import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
 import type { OrtRuntime, StagedModel } from '../src/lib/model/ort-runtime.ts';
 import { ensureModels } from '../scripts/gen-models.ts';
 
+/** Largest |a[i] − b[i]|; the arrays must be equally long. */
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  expect(b.length).toBe(a.length);
+  let worst = 0;
+  a.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b[i]))));
+  return worst;
+}
+
 const { onnx } = onnxProto;
 const TINY = join(import.meta.dirname, '../public/models/tiny-random');
 const IDS = [[464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]];
@@ -110,10 +118,8 @@ describe('staged model loading (onnxruntime-node)', () => {
       for (const s of staged) expect(existsSync(s.path)).toBe(false);
       const expected0 = await reference.runTokens(IDS, { layers: [0] });
       const expected1 = await reference.runTokens(IDS, { layers: [1], gelu: 'tanh' });
-      let worst = 0;
-      expected0.layers.get(0)!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - first.layers.get(0)![i]))));
-      expected1.layers.get(1)!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - second.layers.get(1)![i]))));
-      expect(worst).toBeLessThan(1e-5);
+      expect(maxDifference(expected0.layers.get(0)!, first.layers.get(0)!)).toBeLessThan(1e-5);
+      expect(maxDifference(expected1.layers.get(1)!, second.layers.get(1)!)).toBeLessThan(1e-5);
     } finally {
       await capturer.dispose();
     }
@@ -138,9 +144,7 @@ describe('staged model loading (onnxruntime-node)', () => {
         [0, again.layers.get(0)!],
         [1, again.layers.get(1)!],
       ] as const) {
-        let worst = 0;
-        expected.layers.get(layer)!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - values[i]))));
-        expect(worst).toBeLessThan(1e-5);
+        expect(maxDifference(expected.layers.get(layer)!, values)).toBeLessThan(1e-5);
       }
     } finally {
       await capturer.dispose();
@@ -155,9 +159,7 @@ describe('staged model loading (onnxruntime-node)', () => {
       const got = await capturer.runTokens(IDS, { layers: [0] });
       expect(model.onnxBytes.byteLength).toBe(model.onnxSize);
       const expected = await reference.runTokens(IDS, { layers: [0] });
-      let worst = 0;
-      expected.layers.get(0)!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - got.layers.get(0)![i]))));
-      expect(worst).toBeLessThan(1e-5);
+      expect(maxDifference(expected.layers.get(0)!, got.layers.get(0)!)).toBeLessThan(1e-5);
     } finally {
       await capturer.dispose();
     }
