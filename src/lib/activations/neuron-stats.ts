@@ -831,29 +831,32 @@ export class NeuronStatsAccumulator {
     }
     const N = this.neuronCount;
     const F = this.config.histogram.bins;
-    const S = this.config.quantileSampleSize;
-    const { edges, binByBits, binState, pendingMax, pendingBits, pendingExcerpt, pendingPriority } = this;
-    // Sixteen neurons (a cache line of each pending row) at a time, their excerpts in order:
+    const { edges, binByBits, pendingMax, pendingBits } = this;
+    // A group of neurons (a cache line of each pending row) at a time, their excerpts in order:
     // walking one neuron down all rows would hit one cache set with every row (the rows are a
-    // multiple of 4 KB apart), while sixteen neurons' bin state still fits in the L1 cache.
-    for (let from = 0; from < N; from += 16) {
-      const to = Math.min(N, from + 16);
+    // multiple of 4 KB apart), while the group's bin state still fits in the L1 cache.
+    for (let from = 0; from < N; from += PENDING_GROUP) {
+      const to = Math.min(N, from + PENDING_GROUP);
       for (let b = 0; b < count; b++) {
         const row = b * N;
-        const priority = pendingPriority[b];
         for (let n = from; n < to; n++) {
           let j = binByBits[pendingBits[row + n] >>> 16];
           if (j === SEVERAL_BINS) j = binByEdges(edges, pendingMax[row + n]);
-          const bin = n * F + j;
-          const state = 3 * bin;
-          binState[state]++;
-          // Most excerpts are not among a full bin's smallest priorities.
-          if ((binState[state + 2] & 0xff) === S && priority > binState[state + 1]) continue;
-          this.sampleIntoBin(bin, pendingExcerpt[b], priority);
+          this.countInBin(n * F + j, b);
         }
       }
     }
     this.pendingCount = 0;
+  }
+
+  /** Counts buffered excerpt b in `bin`, and offers it to the bin's sample unless it cannot belong there. */
+  private countInBin(bin: number, b: number): void {
+    const { binState } = this;
+    const priority = this.pendingPriority[b];
+    binState[3 * bin]++;
+    // Most excerpts are not among a full bin's smallest priorities.
+    if ((binState[3 * bin + 2] & 0xff) === this.config.quantileSampleSize && priority > binState[3 * bin + 1]) return;
+    this.sampleIntoBin(bin, this.pendingExcerpt[b], priority);
   }
 
   /**
@@ -865,23 +868,19 @@ export class NeuronStatsAccumulator {
     const N = this.neuronCount;
     const F = this.config.histogram.bins;
     const S = this.config.quantileSampleSize;
-    const { edges, binState, pendingMax, pendingExcerpt, pendingPriority } = this;
+    const { edges, pendingMax, pendingExcerpt, pendingPriority } = this;
     const events = kernel.events;
     for (let from = 0; from < N; from += PENDING_GROUP) {
       const pairs = 2 * kernel.bin(from, Math.min(N, from + PENDING_GROUP), count, S);
       for (let i = 0; i < pairs; i += 2) {
         const code = events[i];
         const b = events[i + 1];
-        const priority = pendingPriority[b];
         if (code >= 0) {
-          this.sampleIntoBin(code, pendingExcerpt[b], priority);
-          continue;
+          this.sampleIntoBin(code, pendingExcerpt[b], pendingPriority[b]); // already counted
+        } else {
+          const n = -1 - code;
+          this.countInBin(n * F + binByEdges(edges, pendingMax[b * N + n]), b);
         }
-        const n = -1 - code;
-        const bin = n * F + binByEdges(edges, pendingMax[b * N + n]);
-        binState[3 * bin]++;
-        if ((binState[3 * bin + 2] & 0xff) === S && priority > binState[3 * bin + 1]) continue;
-        this.sampleIntoBin(bin, pendingExcerpt[b], priority);
       }
     }
     this.pendingCount = 0;
