@@ -30,6 +30,18 @@ const report: Record<string, unknown> = {
 if (wanted('capture')) {
   report.capture = [runJson('bench/capture-bench.ts', [smallDir, 'wasm', '2']), runJson('bench/capture-bench.ts', [smallDir, 'node'])];
 }
+/** The speed figures of one scan-bench scan run. */
+function scanSpeed(scan: Record<string, number>) {
+  return {
+    tokensPerSecond: scan.scanTokensPerSecond,
+    forwardOnlyTokensPerSecond: scan.forwardTokensPerSecond,
+    // endToEnd: the scan against the mean of model-only passes before and after it; bookkeepingTimed:
+    // the timed bookkeeping against the model's time in the same run (see bench/scan-bench.ts).
+    overheadPercent: { endToEnd: scan.overheadPercent, bookkeepingTimed: scan.bookkeepingPercentOfRunForward, target: 10 },
+    bookkeepingMsPerExcerpt: scan.bookkeepingMsPerExcerpt,
+  };
+}
+
 if (wanted('scan')) {
   // 1,563 excerpts × 64 tokens ≈ 100k tokens: the memory target is stated for that size.
   const excerpts = quick ? 250 : 1563;
@@ -40,12 +52,7 @@ if (wanted('scan')) {
     neurons: scan.neurons,
     excerpts: scan.excerpts,
     tokens: scan.tokens,
-    tokensPerSecond: scan.scanTokensPerSecond,
-    forwardOnlyTokensPerSecond: scan.forwardTokensPerSecond,
-    // endToEnd: the scan against the mean of model-only passes before and after it; bookkeepingTimed:
-    // the timed bookkeeping against the model's time in the same run (see bench/scan-bench.ts).
-    overheadPercent: { endToEnd: scan.overheadPercent, bookkeepingTimed: scan.bookkeepingPercentOfRunForward, target: 10 },
-    bookkeepingMsPerExcerpt: scan.bookkeepingMsPerExcerpt,
+    ...scanSpeed(scan),
     peakRssMB: { process: scan.peakRssMB, duringScan: scan.peakRssDuringScanMB, afterModelLoad: scan.rssAfterLoadMB, target: 1536 },
     records: { neurons: records.records, excerpts: records.excerpts, seconds: records.recordSeconds, perSecond: records.recordsPerSecond },
     details: { scan, records },
@@ -54,12 +61,6 @@ if (wanted('scan')) {
 // Only when asked for (`npm run bench scan-parts`): the same scan without the mean-token table.
 if (only.includes('scan-parts')) {
   const scan = runJson('bench/scan-bench.ts', [smallDir, 'scan-without-token-table', String(quick ? 250 : 1563)]) as Record<string, number>;
-  report.scanWithoutTokenTable = {
-    tokensPerSecond: scan.scanTokensPerSecond,
-    forwardOnlyTokensPerSecond: scan.forwardTokensPerSecond,
-    overheadPercent: { endToEnd: scan.overheadPercent, bookkeepingTimed: scan.bookkeepingPercentOfRunForward },
-    bookkeepingMsPerExcerpt: scan.bookkeepingMsPerExcerpt,
-    details: scan,
-  };
+  report.scanWithoutTokenTable = { ...scanSpeed(scan), details: scan };
 }
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
