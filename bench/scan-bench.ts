@@ -19,7 +19,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { buildExcerpts, parseCorpusFile } from '../src/lib/activations/corpus.ts';
 import { runScan } from '../src/lib/activations/scan.ts';
 import { DEFAULT_CORPUS, prepareScanSource, writeNeuronRecords } from '../src/cli/commands/scan.ts';
@@ -42,6 +42,16 @@ const sessionSettings: RuntimeSessionSettings = process.env.NEUROLENS_BENCH_SESS
 const batchSize = Number(batchArg ?? 8);
 
 const memory = new MemorySampler();
+// Garbage-collection pauses, to tell apart from the bookkeeping: collecting the model's output
+// arrays (75 MB per batch of 8) happens in model-only passes as well, and during a scan some of
+// it can fall inside the bookkeeping's timed window.
+const gcPauses: PerformanceEntry[] = [];
+const gcObserver = new PerformanceObserver((list) => gcPauses.push(...list.getEntries()));
+gcObserver.observe({ entryTypes: ['gc'] });
+/** Milliseconds of GC pause that began inside [from, to). */
+const gcBetween = (from: number, to: number) => gcPauses.reduce((sum, e) => (e.startTime >= from && e.startTime < to ? sum + e.duration : sum), 0);
+/** Lets the observer deliver the entries queued so far. */
+const settleGcEntries = () => new Promise((resolve) => setTimeout(resolve, 10));
 const rssMB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
 /** Linux's resident high-water mark, in MB (null elsewhere). */
 function highWaterMB(): number | null {
@@ -99,12 +109,15 @@ if (mode === 'scan' || mode === 'scan-without-token-table') {
     for (let i = 0; i < ids.length; i += batchSize) await source(ids.slice(i, i + batchSize));
     return (performance.now() - started) / 1000;
   };
+  const forwardBeforeAt = performance.now();
   const forwardBefore = await forwardPass();
+  const forwardBeforeEnd = performance.now();
 
   // Bookkeeping of batch i: from runScan's call for batch i + 1 (made right before it digests
   // batch i) to its progress report after digesting it.
   let askedAt = 0;
   let bookkeeping = 0;
+  const windows: [number, number][] = [];
   const timedSource: typeof source = (batch, signal) => {
     askedAt = performance.now();
     return source(batch, signal);
@@ -125,14 +138,25 @@ if (mode === 'scan' || mode === 'scan-without-token-table') {
     ...(mode === 'scan-without-token-table' ? { topTokenCandidates: 0 } : {}),
     onProgress: () => {
       // The first report comes before any batch; the last batch has no next call to time from.
-      if (reports++ > 0 && askedAt > 0) bookkeeping += performance.now() - askedAt;
+      if (reports++ > 0 && askedAt > 0) {
+        const now = performance.now();
+        bookkeeping += now - askedAt;
+        windows.push([askedAt, now]);
+      }
       askedAt = 0;
     },
   });
   const seconds = (performance.now() - started) / 1000;
   const peakDuringScan = phasePeak ? highWaterMB() : null;
   const rssAfterScan = rssMB();
+  const scanEnd = started + seconds * 1000;
+  const forwardAfterAt = performance.now();
   const forwardAfter = await forwardPass();
+  const forwardAfterEnd = performance.now();
+  await settleGcEntries();
+  const gcForward = gcBetween(forwardBeforeAt, forwardBeforeEnd) + gcBetween(forwardAfterAt, forwardAfterEnd);
+  const gcScan = gcBetween(started, scanEnd);
+  const gcInBookkeeping = windows.reduce((sum, [from, to]) => sum + gcBetween(from, to), 0);
   const forwardSeconds = (forwardBefore + forwardAfter) / 2;
   const bookkeepingSeconds = bookkeeping / 1000;
   Object.assign(result, {
@@ -146,6 +170,15 @@ if (mode === 'scan' || mode === 'scan-without-token-table') {
     bookkeepingMsPerExcerpt: +(bookkeeping / ids.length).toFixed(2),
     bookkeepingPercentOfForward: +((100 * bookkeepingSeconds) / forwardSeconds).toFixed(1),
     bookkeepingPercentOfRunForward: +((100 * bookkeepingSeconds) / (seconds - bookkeepingSeconds)).toFixed(1),
+    // GC pauses per excerpt: in the model-only passes, in the whole scan, and inside the
+    // bookkeeping's timed windows; then the timed bookkeeping without those pauses.
+    gcMsPerExcerpt: {
+      forwardOnly: +(gcForward / (2 * ids.length)).toFixed(2),
+      scan: +(gcScan / ids.length).toFixed(2),
+      insideBookkeeping: +(gcInBookkeeping / ids.length).toFixed(2),
+    },
+    bookkeepingWithoutGcMsPerExcerpt: +((bookkeeping - gcInBookkeeping) / ids.length).toFixed(2),
+    bookkeepingWithoutGcPercentOfRunForward: +((100 * (bookkeeping - gcInBookkeeping)) / (seconds * 1000 - bookkeeping + gcInBookkeeping)).toFixed(1),
     rssBeforeScanMB: beforeScanMB,
     peakRssDuringScanMB: peakDuringScan,
     rssAfterScanMB: rssAfterScan,
@@ -170,6 +203,7 @@ if (mode === 'scan' || mode === 'scan-without-token-table') {
 }
 await capturer.dispose();
 memory.stop();
+gcObserver.disconnect();
 // The whole process, model loading included (the high-water mark may have been reset for the scan).
 result.peakRssMB = Math.max(memory.peakMB(), peakBeforeScanMB ?? 0);
 process.stdout.write(`${JSON.stringify(result)}\n`);
