@@ -295,7 +295,7 @@ describe('tokens with the highest mean activation', () => {
     expect(Math.abs(best.meanActivation - trueMean)).toBeLessThan(0.1);
   });
 
-  it('reports each candidate mean exactly over its last `count` occurrences', () => {
+  it('reports each candidate mean exactly over its last `count` occurrences (before any is settled)', () => {
     const layers = [0, 2];
     const dMlp = 4;
     const data = makeExcerpts({ layers, dMlp, count: 300, maxLength: 12, vocab: 30, seed: 13 });
@@ -314,6 +314,37 @@ describe('tokens with the highest mean activation', () => {
       }
     }
     expect(listed).toBeGreaterThan(layers.length * dMlp);
+  });
+
+  it('settles a frequent candidate: its mean stays exact over the first `count` occurrences after its nomination', () => {
+    const layers = [0];
+    const dMlp = 3;
+    // Four tokens, token 0 about half of all positions: over 1,024 occurrences by excerpt 256.
+    const data = makeExcerpts({ layers, dMlp, count: 420, maxLength: 32, vocab: 4, seed: 5 });
+    const acc = new NeuronStatsAccumulator({ layers, dMlp, excerptLength: 32, topTokenCandidates: 3 });
+    feed(acc, data, 0, 256); // the nomination after excerpt 256 settles candidates with 1,024 or more occurrences
+    const atSettling = [0, 1, 2].map((n) => acc.topMeanTokens(n));
+    feed(acc, data, 256);
+    let settled = 0;
+    for (let n = 0; n < dMlp; n++) {
+      for (const { tokenId, meanActivation, count } of acc.topMeanTokens(n)) {
+        const occurrences = data.flatMap((ex, e) => row(data, layers, dMlp, n, e).filter((_, t) => ex.tokens[t] === tokenId));
+        const before = atSettling[n].find((t) => t.tokenId === tokenId);
+        if (before && before.count >= 1024) {
+          settled++;
+          expect({ tokenId, meanActivation, count }).toEqual(before);
+          expect(count).toBeLessThan(occurrences.length);
+          // Nominated after excerpt 1, 4, 16 or 64: the `count` occurrences that followed.
+          const starts = [1, 4, 16, 64].map((e) => data.slice(0, e).reduce((s, ex) => s + ex.tokens.filter((t) => t === tokenId).length, 0));
+          const windows = starts.map((from) => occurrences.slice(from, from + count).reduce((s, v) => s + v, 0) / count);
+          expect(windows.some((m) => Math.abs(m - meanActivation) <= 1e-12 * Math.max(1, Math.abs(m)))).toBe(true);
+        } else {
+          const last = occurrences.slice(occurrences.length - count);
+          closeTo(meanActivation, last.reduce((s, v) => s + v, 0) / count, 1e-12);
+        }
+      }
+    }
+    expect(settled).toBeGreaterThan(0);
   });
 });
 

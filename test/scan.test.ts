@@ -200,9 +200,11 @@ describe('runScan with a deterministic source', () => {
       /belongs to a different scan/,
     );
     await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 21), checkpoint: store })).rejects.toThrow(ScanError);
-    // A checkpoint of the earlier corpus-order scans (fingerprint v1) is refused with its own reason.
-    store.saved = { ...store.saved!, fingerprint: store.saved!.fingerprint.replace(/^v2:/, 'v1:') };
-    await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 20), checkpoint: store })).rejects.toThrow(/older Neurolens/);
+    // A checkpoint of an earlier version (fingerprint v1 or v2) is refused with its own reason.
+    for (const older of ['v1:', 'v2:']) {
+      store.saved = { ...store.saved!, fingerprint: store.saved!.fingerprint.replace(/^v\d+:/, older) };
+      await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 20), checkpoint: store })).rejects.toThrow(/older Neurolens/);
+    }
   });
 
   it('stops before any work when the signal is already aborted', async () => {

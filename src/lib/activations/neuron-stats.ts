@@ -17,8 +17,9 @@
  *   priorities of a union are among the smallest of its parts, so each quantile bin gets an exact
  *   uniform sample of the excerpts in it.
  * - approximate tokens with the highest mean activation (see `topMeanTokens`): candidates are
- *   the tokens at which excerpts entering the top-K peak, each mean exact from the moment its
- *   token became a candidate.
+ *   nominated in batches, after excerpts 1, 4, 16, 64, …, from the tokens at which the neuron's
+ *   top-K excerpts peak (see `nominateCandidates`); each mean is exact over the occurrences since
+ *   its token's nomination, up to a settled sample of 1,024 or more.
  * Shared by all neurons (as in the paper's released data): a uniform random sample of excerpts,
  * the `randomSampleSize` excerpts of smallest random-stream priority.
  *
@@ -36,14 +37,16 @@
  *
  * Memory per neuron (defaults K=20, L=64, float16 rows, 64 bins, 5 samples, 10 token candidates):
  * top-K rows 2,560 B + heap 204 B + histogram state 768 B + quantile samples 1,280 B + moments
- * 44 B + token candidates 328 B (with their list links) + buffered maxima 512 B ≈ 5.7 KB: 210 MB
- * for GPT-2 small (36,864 neurons), plus per-token tables of 4 bytes per vocabulary entry (and
- * per layer for the candidate lists: 2.4 MB for GPT-2 small) and about 2 MB of per-layer scratch.
+ * 44 B + token candidates 280 B (with their bucket entries) + peak tokens 80 B + buffered maxima
+ * 512 B ≈ 5.7 KB: 210 MB for GPT-2 small (36,864 neurons), plus per-token tables of 4 bytes per
+ * vocabulary entry (and per layer for the candidate runs: 3.1 MB for GPT-2 small) and about 2 MB
+ * of per-layer scratch.
  *
  * Speed: adding an excerpt reads each activation once, in the moment kernel (moment-kernel.ts,
  * WebAssembly SIMD), which also copies out the columns of the neurons reaching their top-K;
  * after that, a neuron costs a comparison unless its excerpt max enters its top-K, or the excerpt
- * holds one of its candidate tokens (see accumulateLayer). Excerpt maxima are binned in batches
+ * holds one of its candidate tokens (see accumulateLayer); the candidate set only changes at the
+ * nominations, off the hot path. Excerpt maxima are binned in batches
  * of PENDING_EXCERPTS, in WebAssembly where available (histogram-kernel.ts). The state a neuron's
  * top-K entry or candidate token touches is laid out to take few cache lines (after a forward
  * pass of the model, little of it is still cached). The results do not depend on how the work is
@@ -128,7 +131,8 @@ export class NeuronStatsError extends Error {
 type StateArray = Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array | Uint8Array;
 
 const FORMAT = 'neurolens.neuron-stats';
-const FORMAT_VERSION = 1;
+/** 2: candidates nominated in batches (rowPeakToken added, candidateFloor gone). */
+const FORMAT_VERSION = 2;
 /** Token ids above this are treated as a bug rather than grown into a huge table. */
 const MAX_TOKEN_ID = 1 << 22;
 /** Excerpts whose maxima are buffered before binning (see flushPending). */
@@ -137,6 +141,8 @@ const PENDING_EXCERPTS = 128;
 const PENDING_GROUP = 16;
 /** Entries of the quantile-priority cache (a power of two). */
 const PRIORITY_CACHE_SIZE = 1 << 14;
+/** Occurrences after which a candidate token's mean is settled (see nominateCandidates): its standard error is then σ/32 or less. */
+const SETTLED_OCCURRENCES = 1024;
 
 function resolveConfig(config: NeuronStatsConfig): ResolvedNeuronStatsConfig {
   const resolved: ResolvedNeuronStatsConfig = {
@@ -238,6 +244,11 @@ function float16Bits(value: number): number {
   return halfBits(u32Scratch[0]);
 }
 
+/** 1, 4, 16, 64, …: when the token candidates are renewed (see nominateCandidates). */
+function isPowerOfFour(count: number): boolean {
+  return count > 0 && (count & (count - 1)) === 0 && (Math.clz32(count) & 1) === 1;
+}
+
 function roundToFloat16(value: number): number {
   return float16ToFloat32(Uint16Array.of(float16Bits(value)))[0];
 }
@@ -288,25 +299,29 @@ export class NeuronStatsAccumulator {
   private readonly priorityCacheKey = new Int32Array(PRIORITY_CACHE_SIZE).fill(-1);
   private readonly priorityCacheValue = new Uint32Array(PRIORITY_CACHE_SIZE);
   /**
-   * Token candidates, one 32-byte record per slot k (C per neuron), so that an occurrence of its
-   * token touches one cache line: as float64 words, [4k] the sum of the token's activations and
-   * [4k + 1] the running mean as `candidateMean` computes it (−∞ for a free slot, NaN when its
-   * token occurred since: recomputed on use; a mean only changes in excerpts holding its token,
-   * so a cached value equals a fresh computation); as int32 words (`candidateInts`), [8k + 4] the
-   * token (−1 for none), [8k + 5] the token's global count before it became a candidate (its mean
-   * covers later occurrences), and [8k + 6], [8k + 7] the next and previous slot in the list of
-   * its token. The checkpoint stores token, sum and base as separate arrays (format v1).
+   * Token candidates, C slots per neuron (slot k = n·C + c): the token (−1 for none) and the
+   * token's global count when it was nominated (its mean covers the later occurrences). The set
+   * changes only in `nominateCandidates`.
    */
-  private readonly candidates: Float64Array;
-  private readonly candidateInts: Int32Array;
-  private readonly candidateFloor: Float64Array;
+  private readonly candidateToken: Int32Array;
+  private readonly candidateBase: Int32Array;
+  /** Per slot, 0 while the candidate's occurrences are still added, else the fixed count of a settled candidate (see nominateCandidates). */
+  private readonly candidateSettled: Int32Array;
   /**
-   * Candidate slots by token, per layer: doubly linked lists through the slots, headed at
-   * candidateHead[layerSlot · tokenCount.length + token] (−1 for none; grown with tokenCount). An
-   * excerpt then visits only the candidates whose token it holds, instead of testing all C per
-   * neuron. Derived, not serialised.
+   * The candidates' sums of activations in bucket order: per layer, sorted by token and then
+   * neuron, so an excerpt's occurrences of a token add to one contiguous run (see
+   * addCandidateOccurrences). `bucketNeuron` is each entry's neuron within its layer, `slotBucket`
+   * each slot's entry (−1 for an empty slot), and `bucketStart[layerSlot · (bucketTokens + 1) + t]`
+   * the first entry of token t (tokens ≥ bucketTokens have none). Only the sums are state; the
+   * order is rebuilt from the slots (rebuildBuckets).
    */
-  private candidateHead: Int32Array;
+  private readonly bucketSum: Float64Array;
+  private readonly bucketNeuron: Int32Array;
+  private readonly slotBucket: Int32Array;
+  private bucketStart = new Int32Array(0);
+  private bucketTokens = 0;
+  /** Token at the (first) peak of each stored top-K row, indexed like the rows (n·K + row slot): the nominees. */
+  private readonly rowPeakToken: Int32Array;
 
   private tokenCount: Int32Array;
   private readonly randomSample: Int32Array;
@@ -321,9 +336,6 @@ export class NeuronStatsAccumulator {
   private tokenHead: Int32Array;
   /** The distinct tokens of the current excerpt, in order of first occurrence. */
   private readonly distinctTokens: Int32Array;
-  /** Per candidate list being walked (see addCandidateOccurrences): its next slot, and its token. */
-  private readonly cursorSlot: Int32Array;
-  private readonly cursorToken: Int32Array;
   private distinctCount = 0;
   /** Occurrences of each token in the current excerpt (0 for absent tokens: cleared at the end). */
   private tokenOccurrences: Uint16Array;
@@ -338,10 +350,6 @@ export class NeuronStatsAccumulator {
   /** Neurons (within the layer) entering their top-K in the current layer block, and their column in the kernel's `columns`. */
   private readonly entering: Int32Array;
   private readonly enteringColumn: Int32Array;
-  /** Candidate slots whose token changed in the current layer's offers, and their old tokens (see relinkCandidates). */
-  private readonly relinkSlot: Int32Array;
-  private readonly relinkOld: Int32Array;
-  private relinkCount = 0;
   /** Sink of touchHeaps. */
   private touched = 0;
   /** `rows` as raw bits (itself for float16, a Uint32Array view for float32). */
@@ -362,7 +370,7 @@ export class NeuronStatsAccumulator {
     this.binByBits.set(binsByBits(this.edges));
 
     const rowBytes = this.config.rowPrecision === 'float16' ? 2 : 4;
-    const bytes = N * (8 * 5 + 8 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 32 + 8 : 0));
+    const bytes = N * (8 * 5 + 8 + K * (10 + L * rowBytes) + (F > 0 ? F * (12 + 4 * S) + 4 * PENDING_EXCERPTS : 0) + (C > 0 ? C * 28 + K * 4 : 0));
     if (bytes > 2 ** 31) throw new NeuronStatsError(`this configuration needs ${(bytes / 2 ** 30).toFixed(1)} GiB of state; lower topK, quantileSampleSize or histogram.bins`);
     this.shift = new Float64Array(N);
     this.shift32 = new Float32Array(N);
@@ -378,13 +386,13 @@ export class NeuronStatsAccumulator {
     this.pendingMax = kernel ? kernel.pendingMax : new Float32Array(F > 0 ? N * PENDING_EXCERPTS : 0);
     this.pendingBits = new Uint32Array(this.pendingMax.buffer, this.pendingMax.byteOffset, this.pendingMax.length);
     this.pendingPriority = kernel ? kernel.pendingPriority : new Uint32Array(PENDING_EXCERPTS);
-    this.candidates = new Float64Array(4 * N * C);
-    this.candidateInts = new Int32Array(this.candidates.buffer);
-    for (let k = 0; k < N * C; k++) {
-      this.candidates[4 * k + 1] = -Infinity;
-      this.candidateInts[8 * k + 4] = this.candidateInts[8 * k + 6] = this.candidateInts[8 * k + 7] = -1;
-    }
-    this.candidateFloor = new Float64Array(C > 0 ? N : 0).fill(-Infinity);
+    this.candidateToken = new Int32Array(N * C).fill(-1);
+    this.candidateBase = new Int32Array(N * C);
+    this.candidateSettled = new Int32Array(N * C);
+    this.bucketSum = new Float64Array(N * C);
+    this.bucketNeuron = new Int32Array(N * C);
+    this.slotBucket = new Int32Array(N * C).fill(-1);
+    this.rowPeakToken = new Int32Array(C > 0 ? N * K : 0).fill(-1);
 
     this.tokenCount = new Int32Array(C > 0 ? 1024 : 0);
     this.randomSample = new Int32Array(this.config.randomSampleSize);
@@ -392,17 +400,12 @@ export class NeuronStatsAccumulator {
     this.currentTokens = new Int32Array(L);
     this.layerDone = new Uint8Array(layers.length);
     this.tokenHead = new Int32Array(this.tokenCount.length);
-    this.candidateHead = new Int32Array(layers.length * this.tokenCount.length).fill(-1);
     this.distinctTokens = new Int32Array(L);
-    this.cursorSlot = new Int32Array(L);
-    this.cursorToken = new Int32Array(L);
     this.tokenOccurrences = new Uint16Array(this.tokenCount.length);
     this.nextPosition = new Int32Array(L);
     this.kernel = createMomentKernel(dMlp, L, 'wasm-simd', this.config.rowPrecision === 'float16');
     this.entering = new Int32Array(dMlp);
     this.enteringColumn = new Int32Array(dMlp);
-    this.relinkSlot = new Int32Array(dMlp);
-    this.relinkOld = new Int32Array(dMlp);
     const { columns, halfColumns } = this.kernel;
     this.columnBits = new Uint32Array(columns.buffer, columns.byteOffset, columns.length);
     this.halfColumnPairs = new Uint32Array(halfColumns.buffer, halfColumns.byteOffset, halfColumns.length >> 1);
@@ -500,37 +503,6 @@ export class NeuronStatsAccumulator {
     this.tokenCount = grow(this.tokenCount, new Int32Array(length));
     this.tokenHead = grow(this.tokenHead, new Int32Array(length));
     this.tokenOccurrences = grow(this.tokenOccurrences, new Uint16Array(length));
-    const head = new Int32Array(this.config.layers.length * length).fill(-1);
-    for (let slot = 0; slot < this.config.layers.length; slot++) {
-      head.set(this.candidateHead.subarray(slot * oldLength, (slot + 1) * oldLength), slot * length);
-    }
-    this.candidateHead = head;
-  }
-
-  /** Head index of the candidate list of `token` in the layer of candidate slot k. */
-  private candidateListOf(k: number, token: number): number {
-    const { dMlp, topTokenCandidates: C } = this.config;
-    return Math.floor(k / (dMlp * C)) * this.tokenCount.length + token;
-  }
-
-  private linkCandidate(k: number, token: number): void {
-    const list = this.candidateListOf(k, token);
-    const ints = this.candidateInts;
-    const first = this.candidateHead[list];
-    ints[8 * k + 6] = first;
-    ints[8 * k + 7] = -1;
-    if (first >= 0) ints[8 * first + 7] = k;
-    this.candidateHead[list] = k;
-  }
-
-  private unlinkCandidate(k: number, token: number): void {
-    const ints = this.candidateInts;
-    const next = ints[8 * k + 6];
-    const prev = ints[8 * k + 7];
-    if (prev >= 0) ints[8 * prev + 6] = next;
-    else this.candidateHead[this.candidateListOf(k, token)] = next;
-    if (next >= 0) ints[8 * next + 7] = prev;
-    ints[8 * k + 6] = ints[8 * k + 7] = -1;
   }
 
   /**
@@ -556,10 +528,10 @@ export class NeuronStatsAccumulator {
   /**
    * The hot path. The kernel reads the block once, token by token, for every neuron's power sums
    * and max, and copies out the columns of the neurons whose max reaches their heap root (all of
-   * them until the heaps are full). The occurrences of candidate tokens come next, found through
-   * the per-token lists of the excerpt's tokens. Of the neurons the kernel listed, those entering
-   * their top-K (the tie rule decides equal maxima) then have their heaps updated, their column
-   * stored as the heap row, and the token of their peak offered as a candidate.
+   * them until the heaps are full). The occurrences of candidate tokens come next (one contiguous
+   * run of entries per token of the excerpt). Of the neurons the kernel listed, those entering
+   * their top-K (the tie rule decides equal maxima) then have their heaps updated, and their
+   * column and the token at its peak stored with the heap entry.
    * Each piece of state belongs to one neuron, so this order gives the same result as finishing
    * one neuron after another.
    */
@@ -593,50 +565,22 @@ export class NeuronStatsAccumulator {
     }
     if (entries === 0) return;
     if (heapFull) this.touchHeaps(base, entries);
-    const { candidateFloor } = this;
     const { columns } = kernel;
+    const { currentTokens } = this;
     const seq = this.currentLength;
     for (let i = 0; i < entries; i++) {
       const j = entering[i];
       const column = enteringColumn[i] * seq;
       const max = excerptMax[j];
-      if (heapFull) this.heapReplaceRoot(base + j, max, excerpt, column);
-      else this.heapPush(base + j, max, excerpt, column, this.excerptsSeen);
-      // Part 2 of the token candidates: only an excerpt entering the top-K offers its peak token.
-      if (C > 0 && max >= candidateFloor[base + j]) {
+      let peakToken = -1;
+      if (C > 0) {
         let peak = 0;
         while (columns[column + peak] !== max) peak++;
-        this.offerTokenCandidate(base + j, columns, column, peak);
+        peakToken = currentTokens[peak];
       }
+      if (heapFull) this.heapReplaceRoot(base + j, max, excerpt, column, peakToken);
+      else this.heapPush(base + j, max, excerpt, column, this.excerptsSeen, peakToken);
     }
-    if (this.relinkCount > 0) this.relinkCandidates();
-  }
-
-  /**
-   * Moves the slots whose token changed in this layer's offers from their old token's list to the
-   * new one's. Their list neighbours are scattered over memory and mostly uncached: a first loop
-   * of independent reads fetches them together (see touchHeaps) before the lists are changed one
-   * slot after another.
-   */
-  private relinkCandidates(): void {
-    const { relinkSlot, relinkOld, candidates, candidateInts, candidateHead } = this;
-    const count = this.relinkCount;
-    let sink = 0;
-    for (let r = 0; r < count; r++) {
-      const k = relinkSlot[r];
-      const next = candidateInts[8 * k + 6];
-      const prev = candidateInts[8 * k + 7];
-      if (next >= 0) sink += candidates[4 * next];
-      if (prev >= 0) sink += candidates[4 * prev];
-      sink += candidateHead[this.candidateListOf(k, candidateInts[8 * k + 4])];
-    }
-    this.touched = sink;
-    for (let r = 0; r < count; r++) {
-      const k = relinkSlot[r];
-      if (relinkOld[r] >= 0) this.unlinkCandidate(k, relinkOld[r]);
-      this.linkCandidate(k, candidateInts[8 * k + 4]);
-    }
-    this.relinkCount = 0;
   }
 
   /**
@@ -646,7 +590,7 @@ export class NeuronStatsAccumulator {
    */
   private touchHeaps(base: number, entries: number): void {
     const { topK: K, excerptLength: L, topTokenCandidates: C } = this.config;
-    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, candidates, candidateFloor } = this;
+    const { entering, heapValue, heapExcerpt, heapSlot, rowUnits, rowPeakToken } = this;
     let sink = 0;
     for (let i = 0; i < entries; i++) {
       const n = base + entering[i];
@@ -654,12 +598,7 @@ export class NeuronStatsAccumulator {
       sink += heapValue[h + K - 1] + heapExcerpt[h + K - 1] + heapSlot[h + K - 1];
       const row = (h + heapSlot[h]) * L;
       sink += rowUnits[row] + rowUnits[row + L - 1];
-      if (C > 0) {
-        const c = n * C;
-        // The neuron's C records (32 bytes each): a word of each cache line.
-        for (let w = 4 * c; w < 4 * (c + C); w += 8) sink += candidates[w];
-        sink += candidates[4 * (c + C) - 1] + candidateFloor[n];
-      }
+      if (C > 0) sink += rowPeakToken[h + heapSlot[h]];
     }
     this.touched = sink;
   }
@@ -729,11 +668,12 @@ export class NeuronStatsAccumulator {
 
   /**
    * Stores the kernel column starting at `from` as the neuron's row for heap slot `heapSlot`
-   * (rounded to float16, or the float32 bits).
+   * (rounded to float16, or the float32 bits), and the token at its peak (−1: not tracked).
    */
-  private storeRow(n: number, heapSlot: number, from: number): void {
+  private storeRow(n: number, heapSlot: number, from: number, peakToken: number): void {
     const { excerptLength: L, topK: K } = this.config;
     const to = (n * K + heapSlot) * L;
+    if (peakToken >= 0) this.rowPeakToken[n * K + heapSlot] = peakToken;
     const length = this.currentLength;
     const { rowUnits, rowPairs } = this;
     if (this.rows instanceof Uint16Array) {
@@ -774,12 +714,12 @@ export class NeuronStatsAccumulator {
   }
 
   /** Adds (value, excerpt) with the kernel column at `row` to the neuron's heap of `size` < K entries. */
-  private heapPush(n: number, value: number, excerpt: number, row: number, size: number): void {
+  private heapPush(n: number, value: number, excerpt: number, row: number, size: number, peakToken: number): void {
     const h = n * this.config.topK;
     this.heapValue[h + size] = value;
     this.heapExcerpt[h + size] = excerpt;
     this.heapSlot[h + size] = size;
-    this.storeRow(n, size, row);
+    this.storeRow(n, size, row, peakToken);
     let i = size;
     while (i > 0) {
       const parent = (i - 1) >> 1;
@@ -791,12 +731,12 @@ export class NeuronStatsAccumulator {
   }
 
   /** Replaces the root (the worst of K entries) by (value, excerpt) with the kernel column at `row`. */
-  private heapReplaceRoot(n: number, value: number, excerpt: number, row: number): void {
+  private heapReplaceRoot(n: number, value: number, excerpt: number, row: number, peakToken: number): void {
     const K = this.config.topK;
     const h = n * K;
     this.heapValue[h] = value;
     this.heapExcerpt[h] = excerpt;
-    this.storeRow(n, this.heapSlot[h], row);
+    this.storeRow(n, this.heapSlot[h], row, peakToken);
     let i = 0;
     for (;;) {
       const left = 2 * i + 1;
@@ -927,98 +867,204 @@ export class NeuronStatsAccumulator {
     return priority;
   }
 
-  /** Σ data[start + t · stride] over the positions t of `token` in the current excerpt (newest first). */
-  private sumAtPositions(token: number, data: Float32Array, start: number, stride: number): number {
-    let sum = 0;
-    for (let t = this.tokenHead[token]; t >= 0; t = this.nextPosition[t]) sum += data[start + t * stride];
-    return sum;
-  }
-
-  /** Running mean of candidate slot k; call after the current excerpt's occurrences were added. */
-  private candidateMean(k: number): number {
-    const token = this.candidateInts[8 * k + 4];
-    return this.candidates[4 * k] / (this.tokenCount[token] + this.tokenOccurrences[token] - this.candidateInts[8 * k + 5]);
-  }
-
   /**
-   * Mean-activation candidates, part 1: every occurrence of a candidate token in the layer block
-   * is added to its candidate's sum (before part 2 may change the neuron's set). The candidates
-   * are found through the lists of the excerpt's distinct tokens, walked a step of each list in
-   * turn: following one list is a chain of dependent cache misses, while steps of different lists
-   * are independent, so the processor can wait for many of them at once.
+   * Mean-activation candidates: every occurrence of a candidate token in the layer block is added
+   * to its candidate's sum. A token's candidates are one contiguous run of bucket entries, sorted
+   * by neuron, so this is a sequential walk (the activations it reads lie in one row of the block).
    */
   private addCandidateOccurrences(slot: number, data: Float32Array, offset: number): void {
-    const { dMlp, topTokenCandidates: C } = this.config;
-    const { candidateHead, candidates, candidateInts, distinctTokens, cursorSlot, cursorToken } = this;
-    const lists = slot * this.tokenCount.length;
-    const firstSlot = slot * dMlp * C;
-    let active = 0;
+    const { dMlp } = this.config;
+    const { bucketStart, bucketSum, bucketNeuron, distinctTokens, tokenHead, nextPosition } = this;
+    const tokens = this.bucketTokens;
+    const at = slot * (tokens + 1);
     for (let i = 0; i < this.distinctCount; i++) {
       const token = distinctTokens[i];
-      const k = candidateHead[lists + token];
-      if (k < 0) continue;
-      cursorSlot[active] = k;
-      cursorToken[active++] = token;
-    }
-    while (active > 0) {
-      for (let i = 0; i < active; ) {
-        const k = cursorSlot[i];
-        const token = cursorToken[i];
-        candidates[4 * k] += this.sumAtPositions(token, data, offset + Math.floor((k - firstSlot) / C), dMlp);
-        candidates[4 * k + 1] = NaN; // stale: recomputed (with this excerpt's counts) if part 2 needs it
-        const next = candidateInts[8 * k + 6];
-        if (next >= 0) {
-          cursorSlot[i++] = next;
-        } else {
-          // This list is done: its place goes to the last active one.
-          active--;
-          cursorSlot[i] = cursorSlot[active];
-          cursorToken[i] = cursorToken[active];
-        }
+      if (token >= tokens) continue; // counted after the last nomination: no candidates
+      const from = bucketStart[at + token];
+      const to = bucketStart[at + token + 1];
+      if (from === to) continue;
+      for (let t = tokenHead[token]; t >= 0; t = nextPosition[t]) {
+        const row = offset + t * dMlp;
+        for (let e = from; e < to; e++) bucketSum[e] += data[row + bucketNeuron[e]];
       }
     }
   }
 
+  /** The candidates' sums by slot (0 for an empty slot). */
+  private candidateSums(): Float64Array {
+    const { slotBucket, bucketSum } = this;
+    const sums = new Float64Array(slotBucket.length);
+    for (let k = 0; k < sums.length; k++) if (slotBucket[k] >= 0) sums[k] = bucketSum[slotBucket[k]];
+    return sums;
+  }
+
+  /** Occurrences candidate slot k's mean covers: fixed once settled, else those since its nomination. */
+  private candidateCount(k: number): number {
+    const settled = this.candidateSettled[k];
+    return settled > 0 ? settled : this.tokenCount[this.candidateToken[k]] - this.candidateBase[k];
+  }
+
   /**
-   * Part 2, for a neuron whose top-K the excerpt enters, when its max also reaches
-   * `candidateFloor`: the token at the excerpt's (first) peak may replace the candidate with the
-   * lowest running mean if its mean in this excerpt is higher. The floor is the lowest candidate
-   * mean when the set last changed (−∞ while a slot is free). Offering only top-K entrants keeps
-   * this off the common path (a neuron's top-K takes about K/n of its n-th excerpts). A token's
-   * mean covers its occurrences since it last became a candidate.
+   * Renews every neuron's candidate set; runs after excerpts 1, 4, 16, 64, … (powers of four), so
+   * a scan of n excerpts nominates about log₄ n times (each costs a pass over all neurons). The nominees are the tokens at the peaks
+   * of the neuron's current top-K excerpts, best first. Established candidates (with at least one
+   * occurrence since their nomination) keep their sums; the best of them by mean, at least
+   * ⌈C/2⌉ where there are that many, keep their slots, and the nominees not already candidates
+   * take the rest. So a token with a high mean over many occurrences is not displaced by a peak
+   * seen once, and new tokens keep coming in. A candidate with SETTLED_OCCURRENCES or more is
+   * settled: its mean stops changing and its occurrences are no longer added. Scan order is a
+   * random permutation (scanOrder), so a settled mean is that of a uniform random sample of the
+   * token's occurrences. Nothing here happens per excerpt: the hot path only adds occurrences
+   * (addCandidateOccurrences) and notes each top-K entry's peak token.
    */
-  private offerTokenCandidate(n: number, column: Float32Array, start: number, argmax: number): void {
-    const C = this.config.topTokenCandidates;
-    const base = n * C;
-    const { candidates, candidateInts, tokenOccurrences } = this;
-    const argToken = this.currentTokens[argmax];
-    for (let k = base; k < base + C; k++) if (candidateInts[8 * k + 4] === argToken) return;
-    // The weakest candidate, and the floor the set will have if the newcomer replaces it.
-    let worst = base;
-    let worstMean = Infinity;
-    let secondMean = Infinity;
-    for (let k = base; k < base + C; k++) {
-      let mean = candidates[4 * k + 1];
-      if (mean !== mean) mean = candidates[4 * k + 1] = this.candidateMean(k);
-      if (mean < worstMean) {
-        secondMean = worstMean;
-        worst = k;
-        worstMean = mean;
-      } else if (mean < secondMean) {
-        secondMean = mean;
+  private nominateCandidates(): void {
+    const { topK: K, topTokenCandidates: C } = this.config;
+    const { candidateToken, candidateBase, candidateSettled, tokenCount, heapValue, heapExcerpt, heapSlot, rowPeakToken } = this;
+    const sums = this.candidateSums();
+    // Per token: the neuron whose candidate (2n) or nominee (2n + 1) it was last, and the nominee's index.
+    const mark = new Int32Array(tokenCount.length).fill(-1);
+    const nomineeOf = new Int32Array(tokenCount.length);
+    const keptSlot = new Int32Array(C);
+    const keptMean = new Float64Array(C);
+    const nomineeToken = new Int32Array(K);
+    const nomineeValue = new Float32Array(K);
+    const nomineeExcerpt = new Int32Array(K);
+    const newToken = new Int32Array(C);
+    const newSum = new Float64Array(C);
+    const newBase = new Int32Array(C);
+    const newSettled = new Int32Array(C);
+    const size = Math.min(this.excerptsSeen, K);
+    const guaranteed = Math.ceil(C / 2);
+    for (let n = 0; n < this.neuronCount; n++) {
+      const stamp = 2 * n;
+      let established = 0;
+      for (let k = n * C; k < (n + 1) * C; k++) {
+        const token = candidateToken[k];
+        if (token < 0) continue;
+        const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[token] - candidateBase[k];
+        if (count <= 0) continue;
+        const mean = sums[k] / count;
+        // Insertion by mean, highest first (ties: smaller token first).
+        let i = established++;
+        while (i > 0 && (keptMean[i - 1] < mean || (keptMean[i - 1] === mean && candidateToken[keptSlot[i - 1]] > token))) {
+          keptMean[i] = keptMean[i - 1];
+          keptSlot[i] = keptSlot[i - 1];
+          i--;
+        }
+        keptMean[i] = mean;
+        keptSlot[i] = k;
+        mark[token] = stamp;
+      }
+      // The distinct peak tokens that are not established, each with its best heap entry.
+      const h = n * K;
+      let nominees = 0;
+      for (let i = h; i < h + size; i++) {
+        const token = rowPeakToken[h + heapSlot[i]];
+        const value = heapValue[i];
+        const excerpt = heapExcerpt[i];
+        if (mark[token] === stamp) continue;
+        if (mark[token] === stamp + 1) {
+          const q = nomineeOf[token];
+          if (value > nomineeValue[q] || (value === nomineeValue[q] && excerpt < nomineeExcerpt[q])) {
+            nomineeValue[q] = value;
+            nomineeExcerpt[q] = excerpt;
+          }
+          continue;
+        }
+        mark[token] = stamp + 1;
+        nomineeOf[token] = nominees;
+        nomineeToken[nominees] = token;
+        nomineeValue[nominees] = value;
+        nomineeExcerpt[nominees++] = excerpt;
+      }
+      const chosen = Math.min(nominees, C - Math.min(established, guaranteed));
+      if (chosen < nominees) {
+        // Best first: largest max, then earliest excerpt (insertion sort; there are at most K).
+        for (let i = 1; i < nominees; i++) {
+          const token = nomineeToken[i];
+          const value = nomineeValue[i];
+          const excerpt = nomineeExcerpt[i];
+          let j = i;
+          while (j > 0 && (nomineeValue[j - 1] < value || (nomineeValue[j - 1] === value && nomineeExcerpt[j - 1] > excerpt))) {
+            nomineeToken[j] = nomineeToken[j - 1];
+            nomineeValue[j] = nomineeValue[j - 1];
+            nomineeExcerpt[j] = nomineeExcerpt[j - 1];
+            j--;
+          }
+          nomineeToken[j] = token;
+          nomineeValue[j] = value;
+          nomineeExcerpt[j] = excerpt;
+        }
+      }
+      const kept = Math.min(established, C - chosen);
+      let c = 0;
+      for (; c < kept; c++) {
+        const k = keptSlot[c];
+        const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[candidateToken[k]] - candidateBase[k];
+        newToken[c] = candidateToken[k];
+        newSum[c] = sums[k];
+        newBase[c] = candidateBase[k];
+        newSettled[c] = count >= SETTLED_OCCURRENCES ? count : 0;
+      }
+      for (let q = 0; q < chosen; q++, c++) {
+        const token = nomineeToken[q];
+        newToken[c] = token;
+        newSum[c] = 0;
+        newBase[c] = tokenCount[token];
+        newSettled[c] = 0;
+      }
+      for (; c < C; c++) {
+        newToken[c] = -1;
+        newSum[c] = 0;
+        newBase[c] = 0;
+        newSettled[c] = 0;
+      }
+      for (let c = 0, k = n * C; c < C; c++, k++) {
+        candidateToken[k] = newToken[c];
+        candidateBase[k] = newBase[c];
+        candidateSettled[k] = newSettled[c];
+        sums[k] = newSum[c];
       }
     }
-    const sum = this.sumAtPositions(argToken, column, start, 1);
-    const mean = sum / tokenOccurrences[argToken];
-    if (!(mean > worstMean)) return;
-    // The slot moves to the new token's list in relinkCandidates, after this layer's offers.
-    this.relinkSlot[this.relinkCount] = worst;
-    this.relinkOld[this.relinkCount++] = candidateInts[8 * worst + 4];
-    candidateInts[8 * worst + 4] = argToken;
-    candidates[4 * worst] = sum;
-    candidateInts[8 * worst + 5] = this.tokenCount[argToken];
-    candidates[4 * worst + 1] = mean; // = sum / (count − base) with base = count: the same division
-    this.candidateFloor[n] = Math.min(mean, secondMean);
+    this.rebuildBuckets(sums);
+  }
+
+  /**
+   * Lays the candidates out in bucket order (see bucketSum), with `sums` their sums by slot: per
+   * layer, the live candidates' runs by token, then the settled candidates (in no run).
+   */
+  private rebuildBuckets(sums: Float64Array): void {
+    const { layers, dMlp, topTokenCandidates: C } = this.config;
+    const { candidateToken, candidateSettled, bucketNeuron, bucketSum, slotBucket } = this;
+    const tokens = this.tokenCount.length;
+    if (this.bucketStart.length !== layers.length * (tokens + 1)) this.bucketStart = new Int32Array(layers.length * (tokens + 1));
+    this.bucketTokens = tokens;
+    const starts = this.bucketStart;
+    starts.fill(0);
+    const cursor = new Int32Array(tokens + 1);
+    const perLayer = dMlp * C;
+    for (let slot = 0; slot < layers.length; slot++) {
+      const at = slot * (tokens + 1);
+      const first = slot * perLayer;
+      for (let k = first; k < first + perLayer; k++) {
+        if (candidateToken[k] >= 0 && candidateSettled[k] === 0) starts[at + candidateToken[k] + 1]++;
+      }
+      starts[at] = first;
+      for (let t = 0; t < tokens; t++) starts[at + t + 1] += starts[at + t];
+      cursor.set(starts.subarray(at, at + tokens + 1));
+      // Slots in order, so each token's run is sorted by neuron; cursor[tokens] places the settled ones.
+      for (let k = first; k < first + perLayer; k++) {
+        const token = candidateToken[k];
+        if (token < 0) {
+          slotBucket[k] = -1;
+          continue;
+        }
+        const e = candidateSettled[k] === 0 ? cursor[token]++ : cursor[tokens]++;
+        bucketNeuron[e] = Math.floor(k / C) - slot * dMlp;
+        bucketSum[e] = sums[k];
+        slotBucket[k] = e;
+      }
+    }
   }
 
   /** Finishes the current excerpt; every tracked layer must have been added. */
@@ -1039,6 +1085,7 @@ export class NeuronStatsAccumulator {
     this.excerptsSeen++;
     this.tokensSeen += this.currentLength;
     this.current = -1;
+    if (this.config.topTokenCandidates > 0 && isPowerOfFour(this.excerptsSeen)) this.nominateCandidates();
   }
 
   /** Abandons a begun excerpt. Only valid before any layer was added (state is otherwise changed). */
@@ -1175,20 +1222,20 @@ export class NeuronStatsAccumulator {
   }
 
   /**
-   * Approximate tokens with the highest mean activation, highest first. Only tokens at which an
-   * excerpt entering the neuron's top-K peaked are considered, and the set changes only as
-   * `offerTokenCandidate` describes; each mean is exact over `count` occurrences, those since the token last became a
-   * candidate. Rare tokens rank high on few occurrences: filter by `count` where that matters.
+   * Approximate tokens with the highest mean activation, highest first. Only tokens at which one
+   * of the neuron's top-K excerpts peaked at a nomination are considered (see
+   * `nominateCandidates`); each mean is exact over `count` occurrences, those since the token's
+   * nomination. Rare tokens rank high on few occurrences: filter by `count` where that matters.
    */
   topMeanTokens(neuron: number): MeanToken[] {
     this.checkNeuron(neuron);
     const C = this.config.topTokenCandidates;
     const result: MeanToken[] = [];
     for (let k = neuron * C; k < (neuron + 1) * C; k++) {
-      const tokenId = this.candidateInts[8 * k + 4];
+      const tokenId = this.candidateToken[k];
       if (tokenId < 0) continue;
-      const count = this.tokenCount[tokenId] - this.candidateInts[8 * k + 5];
-      if (count > 0) result.push({ tokenId, meanActivation: this.candidates[4 * k] / count, count });
+      const count = this.candidateCount(k);
+      if (count > 0) result.push({ tokenId, meanActivation: this.bucketSum[this.slotBucket[k]] / count, count });
     }
     return result.sort((a, b) => b.meanActivation - a.meanActivation || a.tokenId - b.tokenId);
   }
@@ -1263,25 +1310,8 @@ export class NeuronStatsAccumulator {
 
   // ---- checkpoints -----------------------------------------------------------------------
 
-  /** The candidate records' token, sum and base fields as separate arrays (the checkpoint's layout). */
-  private candidateFields(): { token: Int32Array; sum: Float64Array; base: Int32Array } {
-    const slots = this.candidates.length / 4;
-    const token = new Int32Array(slots);
-    const sum = new Float64Array(slots);
-    const base = new Int32Array(slots);
-    for (let k = 0; k < slots; k++) {
-      token[k] = this.candidateInts[8 * k + 4];
-      sum[k] = this.candidates[4 * k];
-      base[k] = this.candidateInts[8 * k + 5];
-    }
-    return { token, sum, base };
-  }
-
-  /**
-   * The serialised state, in checkpoint order. The candidate arrays are copies of the records'
-   * fields: deserialize fills them, then writes them into the records.
-   */
-  private stateArrays(candidates = this.candidateFields()): [string, StateArray][] {
+  /** The serialised state, in checkpoint order; `candidateSum` is a copy (by slot) of the bucket-ordered sums. */
+  private stateArrays(candidateSum = this.candidateSums()): [string, StateArray][] {
     return [
       ['shift', this.shift],
       ['powerSums', this.powerSums],
@@ -1290,12 +1320,13 @@ export class NeuronStatsAccumulator {
       ['heapExcerpt', this.heapExcerpt],
       ['heapSlot', this.heapSlot],
       ['rows', this.rows],
+      ['rowPeakToken', this.rowPeakToken],
       ['binState', this.binState],
       ['quantileSlots', this.quantileSlots],
-      ['candidateToken', candidates.token],
-      ['candidateSum', candidates.sum],
-      ['candidateBase', candidates.base],
-      ['candidateFloor', this.candidateFloor],
+      ['candidateToken', this.candidateToken],
+      ['candidateSum', candidateSum],
+      ['candidateBase', this.candidateBase],
+      ['candidateSettled', this.candidateSettled],
       ['tokenCount', this.tokenCount],
       ['randomSample', this.randomSample],
     ];
@@ -1323,17 +1354,19 @@ export class NeuronStatsAccumulator {
   }
 
   /** Caches kept beside the serialised state, recomputed from it after loading a checkpoint. */
-  private rebuildDerivedState(): void {
+  private rebuildDerivedState(candidateSum: Float64Array): void {
     const K = this.config.topK;
     for (let n = 0; n < this.neuronCount; n++) this.heapRoot[n] = this.heapValue[n * K];
     this.shift32.set(this.shift);
-    this.candidateHead.fill(-1);
-    for (let k = 0; k < this.candidates.length / 4; k++) {
-      const token = this.candidateInts[8 * k + 4];
-      if (token >= this.tokenCount.length) throw new NeuronStatsError(`not a valid neuron statistics checkpoint: candidate token ${token} was never counted`);
-      this.candidates[4 * k + 1] = token < 0 ? -Infinity : this.candidateMean(k);
-      if (token >= 0) this.linkCandidate(k, token);
+    const tokens = this.tokenCount.length;
+    const counted = (token: number) => token >= -1 && token < tokens;
+    if (!this.candidateToken.every(counted) || !this.rowPeakToken.every(counted)) {
+      throw new NeuronStatsError('not a valid neuron statistics checkpoint: a candidate or peak token was never counted');
     }
+    if (!this.candidateSettled.every((count, k) => count >= 0 && (count === 0 || this.candidateToken[k] >= 0))) {
+      throw new NeuronStatsError('not a valid neuron statistics checkpoint: bad settled candidate counts');
+    }
+    if (this.config.topTokenCandidates > 0 && this.excerptsSeen > 0) this.rebuildBuckets(candidateSum);
   }
 
   static deserialize(parts: readonly ArrayBuffer[]): NeuronStatsAccumulator {
@@ -1364,8 +1397,8 @@ export class NeuronStatsAccumulator {
     if (!count(excerptsSeen) || !count(tokensSeen) || !count(randomCount) || (randomCount as number) > accumulator.config.randomSampleSize) {
       bad('bad counters');
     }
-    const candidates = accumulator.candidateFields();
-    const expected = accumulator.stateArrays(candidates);
+    const candidateSum = new Float64Array(accumulator.candidateToken.length);
+    const expected = accumulator.stateArrays(candidateSum);
     const listed = header.arrays as { name: string; length: number }[];
     if (listed.length !== expected.length || parts.length !== expected.length + 1) bad('wrong number of arrays');
     for (let i = 0; i < expected.length; i++) {
@@ -1384,15 +1417,10 @@ export class NeuronStatsAccumulator {
         target.set(source);
       }
     }
-    for (let k = 0; k < candidates.token.length; k++) {
-      accumulator.candidateInts[8 * k + 4] = candidates.token[k];
-      accumulator.candidates[4 * k] = candidates.sum[k];
-      accumulator.candidateInts[8 * k + 5] = candidates.base[k];
-    }
     accumulator.excerptsSeen = excerptsSeen as number;
     accumulator.tokensSeen = tokensSeen as number;
     accumulator.randomCount = randomCount as number;
-    accumulator.rebuildDerivedState();
+    accumulator.rebuildDerivedState(candidateSum);
     return accumulator;
   }
 }

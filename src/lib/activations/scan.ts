@@ -147,8 +147,9 @@ function scanFingerprint(settings: unknown, excerpts: readonly (readonly number[
     add(0xfffffff ^ tokens.length);
     for (const id of tokens) add(id);
   }
-  // v2: excerpts are scanned in scanOrder (v1 checkpoints followed corpus order).
-  return `v2:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
+  // v3: state format 2 (token candidates nominated in batches); v2 and v1 checkpoints came from
+  // older versions (v1 also scanned in corpus order, not scanOrder).
+  return `v3:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 /** Calls the source for one batch and checks what comes back. */
@@ -196,8 +197,8 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
   const saved = checkpoint ? await checkpoint.load() : undefined;
   if (saved) {
     if (saved.fingerprint !== fingerprint) {
-      if (typeof saved.fingerprint === 'string' && saved.fingerprint.startsWith('v1:')) {
-        throw new ScanError('the saved checkpoint comes from an older Neurolens, which scanned excerpts in another order; clear it to start over');
+      if (typeof saved.fingerprint === 'string' && /^v[12]:/.test(saved.fingerprint)) {
+        throw new ScanError('the saved checkpoint comes from an older Neurolens, whose scan state it cannot continue; clear it to start over');
       }
       throw new ScanError('the saved checkpoint belongs to a different scan (corpus or settings changed); clear it to start over');
     }
