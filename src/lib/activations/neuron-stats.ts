@@ -244,6 +244,23 @@ function float16Bits(value: number): number {
   return halfBits(u32Scratch[0]);
 }
 
+/** Working arrays of nominateCandidates, reused for every neuron. */
+interface NominationScratch {
+  /** Candidate sums by slot (see candidateSums), updated in place. */
+  sums: Float64Array;
+  mark: Int32Array;
+  nomineeOf: Int32Array;
+  keptSlot: Int32Array;
+  keptMean: Float64Array;
+  nomineeToken: Int32Array;
+  nomineeValue: Float32Array;
+  nomineeExcerpt: Int32Array;
+  newToken: Int32Array;
+  newSum: Float64Array;
+  newBase: Int32Array;
+  newSettled: Int32Array;
+}
+
 /** 1, 4, 16, 64, …: when the token candidates are renewed (see nominateCandidates). */
 function isPowerOfFour(count: number): boolean {
   return count > 0 && (count & (count - 1)) === 0 && (Math.clz32(count) & 1) === 1;
@@ -919,114 +936,123 @@ export class NeuronStatsAccumulator {
    */
   private nominateCandidates(): void {
     const { topK: K, topTokenCandidates: C } = this.config;
+    const tokens = this.tokenCount.length;
+    const scratch: NominationScratch = {
+      sums: this.candidateSums(),
+      mark: new Int32Array(tokens).fill(-1),
+      nomineeOf: new Int32Array(tokens),
+      keptSlot: new Int32Array(C),
+      keptMean: new Float64Array(C),
+      nomineeToken: new Int32Array(K),
+      nomineeValue: new Float32Array(K),
+      nomineeExcerpt: new Int32Array(K),
+      newToken: new Int32Array(C),
+      newSum: new Float64Array(C),
+      newBase: new Int32Array(C),
+      newSettled: new Int32Array(C),
+    };
+    // One call per neuron: a small function that many calls make hot is optimised early.
+    for (let n = 0; n < this.neuronCount; n++) this.nominateFor(n, scratch);
+    this.rebuildBuckets(scratch.sums);
+  }
+
+  /** nominateCandidates for neuron n. */
+  private nominateFor(n: number, scratch: NominationScratch): void {
+    const { topK: K, topTokenCandidates: C } = this.config;
     const { candidateToken, candidateBase, candidateSettled, tokenCount, heapValue, heapExcerpt, heapSlot, rowPeakToken } = this;
-    const sums = this.candidateSums();
-    // Per token: the neuron whose candidate (2n) or nominee (2n + 1) it was last, and the nominee's index.
-    const mark = new Int32Array(tokenCount.length).fill(-1);
-    const nomineeOf = new Int32Array(tokenCount.length);
-    const keptSlot = new Int32Array(C);
-    const keptMean = new Float64Array(C);
-    const nomineeToken = new Int32Array(K);
-    const nomineeValue = new Float32Array(K);
-    const nomineeExcerpt = new Int32Array(K);
-    const newToken = new Int32Array(C);
-    const newSum = new Float64Array(C);
-    const newBase = new Int32Array(C);
-    const newSettled = new Int32Array(C);
+    const { sums, mark, nomineeOf, keptSlot, keptMean, nomineeToken, nomineeValue, nomineeExcerpt, newToken, newSum, newBase, newSettled } = scratch;
     const size = Math.min(this.excerptsSeen, K);
     const guaranteed = Math.ceil(C / 2);
-    for (let n = 0; n < this.neuronCount; n++) {
-      const stamp = 2 * n;
-      let established = 0;
-      for (let k = n * C; k < (n + 1) * C; k++) {
-        const token = candidateToken[k];
-        if (token < 0) continue;
-        const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[token] - candidateBase[k];
-        if (count <= 0) continue;
-        const mean = sums[k] / count;
-        // Insertion by mean, highest first (ties: smaller token first).
-        let i = established++;
-        while (i > 0 && (keptMean[i - 1] < mean || (keptMean[i - 1] === mean && candidateToken[keptSlot[i - 1]] > token))) {
-          keptMean[i] = keptMean[i - 1];
-          keptSlot[i] = keptSlot[i - 1];
-          i--;
+    // mark: per token, the neuron whose candidate (2n) or nominee (2n + 1) it was last; nomineeOf: the nominee's index.
+    const stamp = 2 * n;
+    let established = 0;
+    for (let k = n * C; k < (n + 1) * C; k++) {
+      const token = candidateToken[k];
+      if (token < 0) continue;
+      const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[token] - candidateBase[k];
+      if (count <= 0) continue;
+      const mean = sums[k] / count;
+      // Insertion by mean, highest first (ties: smaller token first).
+      let i = established++;
+      while (i > 0 && (keptMean[i - 1] < mean || (keptMean[i - 1] === mean && candidateToken[keptSlot[i - 1]] > token))) {
+        keptMean[i] = keptMean[i - 1];
+        keptSlot[i] = keptSlot[i - 1];
+        i--;
+      }
+      keptMean[i] = mean;
+      keptSlot[i] = k;
+      mark[token] = stamp;
+    }
+    // The distinct peak tokens that are not established, each with its best heap entry.
+    const h = n * K;
+    let nominees = 0;
+    for (let i = h; i < h + size; i++) {
+      const token = rowPeakToken[h + heapSlot[i]];
+      const value = heapValue[i];
+      const excerpt = heapExcerpt[i];
+      if (mark[token] === stamp) continue;
+      if (mark[token] === stamp + 1) {
+        const q = nomineeOf[token];
+        if (value > nomineeValue[q] || (value === nomineeValue[q] && excerpt < nomineeExcerpt[q])) {
+          nomineeValue[q] = value;
+          nomineeExcerpt[q] = excerpt;
         }
-        keptMean[i] = mean;
-        keptSlot[i] = k;
-        mark[token] = stamp;
+        continue;
       }
-      // The distinct peak tokens that are not established, each with its best heap entry.
-      const h = n * K;
-      let nominees = 0;
-      for (let i = h; i < h + size; i++) {
-        const token = rowPeakToken[h + heapSlot[i]];
-        const value = heapValue[i];
-        const excerpt = heapExcerpt[i];
-        if (mark[token] === stamp) continue;
-        if (mark[token] === stamp + 1) {
-          const q = nomineeOf[token];
-          if (value > nomineeValue[q] || (value === nomineeValue[q] && excerpt < nomineeExcerpt[q])) {
-            nomineeValue[q] = value;
-            nomineeExcerpt[q] = excerpt;
-          }
-          continue;
+      mark[token] = stamp + 1;
+      nomineeOf[token] = nominees;
+      nomineeToken[nominees] = token;
+      nomineeValue[nominees] = value;
+      nomineeExcerpt[nominees++] = excerpt;
+    }
+    const chosen = Math.min(nominees, C - Math.min(established, guaranteed));
+    if (chosen < nominees) {
+      // Best first: largest max, then earliest excerpt (insertion sort; there are at most K).
+      for (let i = 1; i < nominees; i++) {
+        const token = nomineeToken[i];
+        const value = nomineeValue[i];
+        const excerpt = nomineeExcerpt[i];
+        let j = i;
+        while (j > 0 && (nomineeValue[j - 1] < value || (nomineeValue[j - 1] === value && nomineeExcerpt[j - 1] > excerpt))) {
+          nomineeToken[j] = nomineeToken[j - 1];
+          nomineeValue[j] = nomineeValue[j - 1];
+          nomineeExcerpt[j] = nomineeExcerpt[j - 1];
+          j--;
         }
-        mark[token] = stamp + 1;
-        nomineeOf[token] = nominees;
-        nomineeToken[nominees] = token;
-        nomineeValue[nominees] = value;
-        nomineeExcerpt[nominees++] = excerpt;
-      }
-      const chosen = Math.min(nominees, C - Math.min(established, guaranteed));
-      if (chosen < nominees) {
-        // Best first: largest max, then earliest excerpt (insertion sort; there are at most K).
-        for (let i = 1; i < nominees; i++) {
-          const token = nomineeToken[i];
-          const value = nomineeValue[i];
-          const excerpt = nomineeExcerpt[i];
-          let j = i;
-          while (j > 0 && (nomineeValue[j - 1] < value || (nomineeValue[j - 1] === value && nomineeExcerpt[j - 1] > excerpt))) {
-            nomineeToken[j] = nomineeToken[j - 1];
-            nomineeValue[j] = nomineeValue[j - 1];
-            nomineeExcerpt[j] = nomineeExcerpt[j - 1];
-            j--;
-          }
-          nomineeToken[j] = token;
-          nomineeValue[j] = value;
-          nomineeExcerpt[j] = excerpt;
-        }
-      }
-      const kept = Math.min(established, C - chosen);
-      let c = 0;
-      for (; c < kept; c++) {
-        const k = keptSlot[c];
-        const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[candidateToken[k]] - candidateBase[k];
-        newToken[c] = candidateToken[k];
-        newSum[c] = sums[k];
-        newBase[c] = candidateBase[k];
-        newSettled[c] = count >= SETTLED_OCCURRENCES ? count : 0;
-      }
-      for (let q = 0; q < chosen; q++, c++) {
-        const token = nomineeToken[q];
-        newToken[c] = token;
-        newSum[c] = 0;
-        newBase[c] = tokenCount[token];
-        newSettled[c] = 0;
-      }
-      for (; c < C; c++) {
-        newToken[c] = -1;
-        newSum[c] = 0;
-        newBase[c] = 0;
-        newSettled[c] = 0;
-      }
-      for (let c = 0, k = n * C; c < C; c++, k++) {
-        candidateToken[k] = newToken[c];
-        candidateBase[k] = newBase[c];
-        candidateSettled[k] = newSettled[c];
-        sums[k] = newSum[c];
+        nomineeToken[j] = token;
+        nomineeValue[j] = value;
+        nomineeExcerpt[j] = excerpt;
       }
     }
-    this.rebuildBuckets(sums);
+    const kept = Math.min(established, C - chosen);
+    let c = 0;
+    for (; c < kept; c++) {
+      const k = keptSlot[c];
+      const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[candidateToken[k]] - candidateBase[k];
+      newToken[c] = candidateToken[k];
+      newSum[c] = sums[k];
+      newBase[c] = candidateBase[k];
+      newSettled[c] = count >= SETTLED_OCCURRENCES ? count : 0;
+    }
+    for (let q = 0; q < chosen; q++, c++) {
+      const token = nomineeToken[q];
+      newToken[c] = token;
+      newSum[c] = 0;
+      newBase[c] = tokenCount[token];
+      newSettled[c] = 0;
+    }
+    for (; c < C; c++) {
+      newToken[c] = -1;
+      newSum[c] = 0;
+      newBase[c] = 0;
+      newSettled[c] = 0;
+    }
+    for (let c = 0, k = n * C; c < C; c++, k++) {
+      candidateToken[k] = newToken[c];
+      candidateBase[k] = newBase[c];
+      candidateSettled[k] = newSettled[c];
+      sums[k] = newSum[c];
+    }
   }
 
   /**
