@@ -969,7 +969,7 @@ export class NeuronStatsAccumulator {
     for (let k = n * C; k < (n + 1) * C; k++) {
       const token = candidateToken[k];
       if (token < 0) continue;
-      const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[token] - candidateBase[k];
+      const count = this.candidateCount(k);
       if (count <= 0) continue;
       const mean = sums[k] / count;
       // Insertion by mean, highest first (ties: smaller token first).
@@ -1028,7 +1028,7 @@ export class NeuronStatsAccumulator {
     let c = 0;
     for (; c < kept; c++) {
       const k = keptSlot[c];
-      const count = candidateSettled[k] > 0 ? candidateSettled[k] : tokenCount[candidateToken[k]] - candidateBase[k];
+      const count = this.candidateCount(k);
       newToken[c] = candidateToken[k];
       newSum[c] = sums[k];
       newBase[c] = candidateBase[k];
