@@ -923,15 +923,15 @@ export class NeuronStatsAccumulator {
 
   /**
    * Renews every neuron's candidate set; runs after excerpts 1, 4, 16, 64, … (powers of four), so
-   * a scan of n excerpts nominates about log₄ n times (each costs a pass over all neurons). The nominees are the tokens at the peaks
-   * of the neuron's current top-K excerpts, best first. Established candidates (with at least one
+   * a scan of n excerpts nominates about log₄ n times (each a pass over all neurons). The
+   * nominees are the tokens at the peaks of the neuron's current top-K excerpts, best first. Established candidates (with at least one
    * occurrence since their nomination) keep their sums; the best of them by mean, at least
    * ⌈C/2⌉ where there are that many, keep their slots, and the nominees not already candidates
    * take the rest. So a token with a high mean over many occurrences is not displaced by a peak
    * seen once, and new tokens keep coming in. A candidate with SETTLED_OCCURRENCES or more is
-   * settled: its mean stops changing and its occurrences are no longer added. Scan order is a
-   * random permutation (scanOrder), so a settled mean is that of a uniform random sample of the
-   * token's occurrences. Nothing here happens per excerpt: the hot path only adds occurrences
+   * settled: its mean stops changing and its occurrences are no longer added. The scan runs
+   * in a seeded random order within each excerpt length (scanOrder), so a settled mean is that of
+   * a random sample of the token's occurrences, not of the corpus's first ones. Nothing here happens per excerpt: the hot path only adds occurrences
    * (addCandidateOccurrences) and notes each top-K entry's peak token.
    */
   private nominateCandidates(): void {
@@ -951,7 +951,7 @@ export class NeuronStatsAccumulator {
       newBase: new Int32Array(C),
       newSettled: new Int32Array(C),
     };
-    // One call per neuron: a small function that many calls make hot is optimised early.
+    // One call per neuron, all sharing the working arrays.
     for (let n = 0; n < this.neuronCount; n++) this.nominateFor(n, scratch);
     this.rebuildBuckets(scratch.sums);
   }
