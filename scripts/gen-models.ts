@@ -15,10 +15,12 @@ import { buildGpt2OnnxChunks } from './toy/gpt2-graph.ts';
 import { writeHubModelDir } from './toy/hub-files.ts';
 import { MODEL_SPECS, type ModelSpec } from './toy/models.ts';
 import { plantedNeuronInfos } from './toy/planted-model.ts';
+import { MODEL_MANIFEST_FILE } from '../src/lib/model/model-source.ts';
 
 /** Bump when the output changes in a way the source hash would not show. */
 export const GENERATOR_VERSION = 1;
-export const STAMP_FILE = '.neurolens-model.json';
+// The stamp doubles as the folder's manifest, which the app reads to know a bundled model's files.
+export const STAMP_FILE = MODEL_MANIFEST_FILE;
 
 const SCRIPTS_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = resolve(SCRIPTS_DIR, '..');

@@ -1,5 +1,11 @@
 import { mount } from 'svelte';
 import App from './ui/App.svelte';
+import { startOfflineSupport, type OfflineStatus } from './sw/register.ts';
 import './ui/app.css';
 
-export default mount(App, { target: document.getElementById('app')! });
+// The dev server sends the isolation headers itself and has no service worker.
+const offline: OfflineStatus = import.meta.env.PROD
+  ? await startOfflineSupport(new URL('service-worker.js', new URL(import.meta.env.BASE_URL, document.baseURI)))
+  : { isolated: globalThis.crossOriginIsolated === true, offlineReady: false, note: null };
+
+export default mount(App, { target: document.getElementById('app')!, props: { offline } });

@@ -1,32 +1,30 @@
 /**
- * The app as a user sees it, in headless Chromium: the bundled model loads by itself, text is
- * analysed in the worker, the backend is shown, and bad input gets a visible message.
+ * The app as a user sees it, in headless Chromium, on the production build served by a static
+ * server: the bundled model loads by itself, text is analysed in the worker, the backend is shown,
+ * and bad input gets a visible message.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
-import { ensureModels } from '../scripts/gen-models.ts';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, startBuiltApp } from './helpers/browser.ts';
+import { startFakeHub } from './helpers/fake-hub-server.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 
 const run = browserAvailable() ? describe : describe.skip;
 
 run('the Neurolens app', () => {
-  let server: ViteDevServer;
+  let server: StaticServer;
   let browser: Browser;
   let page: Page;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureModels({ log: () => {} });
-    const dev = await startDevServer();
-    server = dev.server;
+    server = await startBuiltApp();
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
-    await page.goto(dev.url);
+    await page.goto(server.url);
     await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
   });
 
@@ -91,44 +89,27 @@ run('the Neurolens app', () => {
     expect(await page.getByTestId('model-status').innerText()).toContain('dropped files');
   });
 
-  it('downloads from a hub (a local mirror) with progress, then loads it again offline from the browser cache', async () => {
-    const requests: string[] = [];
-    const hub: Server = createServer((req, res) => {
-      requests.push(req.url!);
-      const m = /^\/test-org\/tiny\/resolve\/main\/(.+)$/.exec(req.url!);
-      const headers = { 'access-control-allow-origin': '*' };
-      try {
-        if (!m || m[1].includes('..')) throw new Error('absent');
-        const body = readFileSync(join(TINY, decodeURIComponent(m[1])));
-        res.writeHead(200, { ...headers, 'content-length': body.length, 'content-type': 'application/octet-stream' }).end(body);
-      } catch {
-        res.writeHead(404, headers).end('Entry not found');
-      }
-    });
-    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
-    const endpoint = `http://127.0.0.1:${(hub.address() as { port: number }).port}`;
-    const loadFromHub = async () => {
-      await page.getByLabel('model source').selectOption('hub');
-      await page.getByLabel('hub repository id').fill('test-org/tiny');
-      await page.getByLabel('hub endpoint').fill(endpoint);
-      await page.getByLabel('precision').selectOption('fp32');
-      await page.getByRole('button', { name: 'Load' }).click();
-    };
-    await loadFromHub();
-    await page.locator('progress').waitFor({ timeout: 30_000 });
+  it('downloads from a hub (a local mirror) with MB progress; after a reload the app brings it back from the browser cache, hub gone', async () => {
+    const hub = await startFakeHub({ repos: { 'test-org/tiny': TINY } });
+    hub.throttle(256 * 1024);
+    await page.getByLabel('model source').selectOption('hub');
+    await page.getByLabel('hub repository id').fill('test-org/tiny');
+    await page.getByText('Hub settings: mirror, revision, access token').click();
+    await page.getByLabel('hub endpoint').fill(hub.url);
+    await page.getByLabel('precision').selectOption('fp32');
+    await page.getByRole('button', { name: 'Load' }).click();
+    // MB done and MB total while the graph downloads.
+    await expect.poll(() => page.getByTestId('download-progress').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/^onnx\/model\.onnx: \d+\.\d MB of 6\.6 MB$/);
     await expect.poll(() => page.getByTestId('model-status').innerText(), { timeout: 60_000 }).toContain('test-org/tiny');
-    expect(requests).toContain('/test-org/tiny/resolve/main/onnx/model.onnx');
-    await new Promise<void>((r) => hub.close(() => r()));
-    hub.closeAllConnections();
+    expect(await page.getByTestId('variant').innerText()).toBe('fp32 · exact');
+    expect(hub.requests.filter((r) => r.method === 'GET').map((r) => r.url)).toContain('/test-org/tiny/resolve/main/onnx/model.onnx');
+    await hub.close();
 
-    // Second visit: the mirror is gone, the model still loads from Cache Storage.
+    // Next visit: the app reloads the model it had, from Cache Storage, with the hub unreachable.
     await page.reload();
-    await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
-    await loadFromHub();
-    await expect.poll(() => page.getByTestId('model-status').innerText(), { timeout: 60_000 }).toContain('test-org/tiny');
+    await expect.poll(() => page.getByTestId('model-status').innerText().catch(() => ''), { timeout: 120_000 }).toContain('test-org/tiny');
     await page.locator('#probe-text').fill('Offline again');
     await page.getByTestId('analyse').click();
-    // The first run on a fresh WebGPU session compiles its shaders: allow for it.
     await expect.poll(() => page.getByTestId('token-strip').locator('button').count(), { timeout: 60_000 }).toBeGreaterThan(1);
     expect(pageErrors).toEqual([]);
   });

@@ -4,11 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import { referenceForward } from '../src/lib/model/reference-forward.ts';
-import { ensureModels } from '../scripts/gen-models.ts';
 import { plantedToyModel, tinyRandomModel } from '../scripts/toy/models.ts';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, startBuiltHarness } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 import { HARD_TEXTS } from './texts.ts';
 
 type HarnessResult = { backend: string; ids: number[]; layers: { layer: number; rows: number[][] }[] }[];
@@ -16,18 +15,16 @@ type HarnessResult = { backend: string; ids: number[]; layers: { layer: number; 
 const run = browserAvailable() ? describe : describe.skip;
 
 run('capture in headless Chromium', () => {
-  let server: ViteDevServer;
+  let server: StaticServer & { origin: string };
   let browser: Browser;
   let page: Page;
 
   beforeAll(async () => {
-    ensureModels({ log: () => {} });
-    const dev = await startDevServer();
-    server = dev.server;
+    server = await startBuiltHarness();
     browser = await launchChromium();
     page = await browser.newPage();
     page.on('pageerror', (err) => console.error('page error:', err.message));
-    await page.goto(`${dev.url}/test/browser/harness.html`);
+    await page.goto(`${server.origin}/test/browser/harness.html`);
     await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', null, { timeout: 120_000 });
   });
 

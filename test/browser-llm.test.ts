@@ -1,6 +1,6 @@
 /**
- * The LLM side in a real headless Chromium: the page (served by the Vite dev server, cross-origin
- * isolated like the app) runs the real chat client and logprob simulator against the loopback
+ * The LLM side in a real headless Chromium: the page (a harness page built like the app, served
+ * cross-origin isolated) runs the real chat client and logprob simulator against the loopback
  * fake OpenAI server on another origin, through a real CORS preflight. Checks that the simulation
  * works, that the API key is sent only to the configured endpoint, and that the page keeps no copy
  * of it in its storage.
@@ -9,12 +9,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import type { SequenceSimulation } from '../src/lib/explain/explanation-types.ts';
 import type { UsageTotals } from '../src/lib/llm/usage-meter.ts';
 import { plantedNeurons } from '../scripts/toy/planted-model.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, startBuiltHarness } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 import { startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 
 const KEY = 'sk-browser-test-7f3a9c';
@@ -33,7 +33,7 @@ interface Harness {
 const run = browserAvailable() ? describe : describe.skip;
 
 run('LLM client and simulator in headless Chromium', () => {
-  let dev: { server: ViteDevServer; url: string };
+  let dev: StaticServer & { origin: string };
   let browser: Browser;
   let page: Page;
   let llm: FakeOpenAiServer;
@@ -55,7 +55,7 @@ run('LLM client and simulator in headless Chromium', () => {
     await new Promise<void>((resolve) => noCors.listen(0, '127.0.0.1', resolve));
     noCorsUrl = `http://127.0.0.1:${(noCors.address() as AddressInfo).port}/v1`;
 
-    dev = await startDevServer();
+    dev = await startBuiltHarness();
     browser = await launchChromium();
     page = await browser.newPage();
     page.on('pageerror', (err) => console.error('page error:', err.message));
@@ -64,13 +64,13 @@ run('LLM client and simulator in headless Chromium', () => {
         pageRequests.push({ url: request.url(), method: request.method(), authorization: headers.authorization }),
       );
     });
-    await page.goto(`${dev.url}/test/browser/llm-harness.html`);
+    await page.goto(`${dev.origin}/test/browser/llm-harness.html`);
     await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', null, { timeout: 120_000 });
   });
 
   afterAll(async () => {
     await browser?.close();
-    await dev?.server.close();
+    await dev?.close();
     await llm?.close();
     await new Promise<void>((resolve) => (noCors ? noCors.close(() => resolve()) : resolve()));
   });
@@ -106,12 +106,12 @@ run('LLM client and simulator in headless Chromium', () => {
     // The key reached the configured endpoint, in the Authorization header...
     expect(llm.chatRequests[0].headers.authorization).toBe(`Bearer ${KEY}`);
     expect(llm.chatRequests[0].rawBody).not.toContain(KEY);
-    // ...and no other request of the page carried it (page, scripts and modules from the dev server).
+    // ...and no other request of the page carried it (page, scripts and modules from the static server).
     await expect.poll(() => pageRequests.filter((r) => r.url.startsWith(llm.origin) && r.method === 'POST').length).toBe(1);
     const withKey = pageRequests.filter((r) => r.authorization !== undefined);
     expect(withKey.map((r) => [r.method, r.url])).toEqual([['POST', `${llm.baseUrl}/chat/completions`]]);
     expect(withKey[0].authorization).toBe(`Bearer ${KEY}`);
-    expect(pageRequests.filter((r) => r.url.startsWith(dev.url)).length).toBeGreaterThan(1);
+    expect(pageRequests.filter((r) => r.url.startsWith(dev.origin)).length).toBeGreaterThan(1);
 
     // The harness never stores the key: none of the page's storage holds it.
     const everything = JSON.stringify(result.storage);

@@ -8,14 +8,14 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import type { NeuronRecord } from '../src/lib/activations/records.ts';
 import { buildNeuronRecords, runScan, type ActivationSource } from '../src/lib/activations/scan.ts';
 import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
 import type { NeuronSimulationResults } from '../src/lib/explain/explanation-types.ts';
 import { serializeJsonl, serializeNeuronRecord } from '../src/lib/explain/formats.ts';
 import type { StoreHarness } from './browser/store-harness.ts';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, startBuiltHarness } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Test data made in Node
@@ -154,7 +154,7 @@ function expectSameJson(actual: unknown, expected: unknown, path = '$'): void {
 const run = browserAvailable() ? describe : describe.skip;
 
 run('Neurolens store in headless Chromium', () => {
-  let server: ViteDevServer;
+  let server: StaticServer & { origin: string };
   let origin: string;
   let browser: Browser;
   let page: Page;
@@ -183,9 +183,8 @@ run('Neurolens store in headless Chromium', () => {
   beforeAll(async () => {
     records = await scanBuiltRecords();
     recordsJsonl = serializeJsonl(records, 'NeuronRecord');
-    const dev = await startDevServer();
-    server = dev.server;
-    origin = dev.url;
+    server = await startBuiltHarness();
+    origin = server.origin;
     browser = await launchChromium();
     page = await browser.newPage();
     await openHarness(page);

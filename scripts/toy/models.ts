@@ -88,7 +88,8 @@ export const MODEL_SPECS: ModelSpec[] = [
     bench: true,
     config: GPT2_SMALL_CONFIG,
     recipe: `randomGpt2Weights(seed ${GPT2_SMALL_RANDOM_SEED}, scale 1)`,
-    files: { 'onnx/model.onnx': 'optimum', 'onnx/decoder_model.onnx': 'matmul' },
+    // fp16 and int8 variants too: `npm run bench variant-fidelity` measures how far they are from fp32.
+    files: { 'onnx/model.onnx': 'optimum', 'onnx/decoder_model.onnx': 'matmul', 'onnx/model_fp16.onnx': 'fp16', 'onnx/model_quantized.onnx': 'int8' },
     build: gpt2SmallRandomModel,
   },
 ];

@@ -8,7 +8,8 @@ import { ModelNotFoundError, type ModelSource } from '../lib/model/model-source.
 import { loadModel, type LoadedModel } from '../lib/model/load-model.ts';
 import { loadNodeRuntime, type NodeRuntimeChoice } from '../lib/model/ort-runtime.node.ts';
 import { ActivationCapturer } from '../lib/model/capture.ts';
-import type { ModelDtype } from '../lib/model/model-source.ts';
+import { describeVariant } from '../lib/model/load-model.ts';
+import { MODEL_DTYPE_CHOICES, parseDtypeChoice } from '../lib/model/model-variants.ts';
 import { CliError } from './cli-error.ts';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,8 +36,8 @@ export interface OpenModelOptions {
 
 /** Loads a model and its capturer for a CLI command, with progress on stderr for downloads. */
 export async function openCapturer(options: OpenModelOptions): Promise<{ model: LoadedModel; capturer: ActivationCapturer }> {
-  const dtype = (options.dtype ?? 'fp32') as ModelDtype;
-  if (!['fp32', 'fp16', 'quantized'].includes(dtype)) throw new CliError(`--dtype must be fp32, fp16 or quantized, not "${dtype}"`, 2);
+  const dtype = parseDtypeChoice(options.dtype ?? 'auto');
+  if (!dtype) throw new CliError(`--dtype must be ${MODEL_DTYPE_CHOICES.join(', ')} (or int8), not "${options.dtype}"`, 2);
   const backend = (options.backend ?? 'auto') as NodeRuntimeChoice;
   if (!['auto', 'node', 'wasm'].includes(backend)) throw new CliError(`--backend must be auto, node or wasm, not "${backend}"`, 2);
   const source = await resolveModelSource(options.model ?? DEFAULT_MODEL);
@@ -52,6 +53,9 @@ export async function openCapturer(options: OpenModelOptions): Promise<{ model: 
       process.stderr.write(`\rdownloading ${file}: ${(loaded / 1e6).toFixed(1)} MB${pct}   `);
     },
   });
+  // Say which variant runs whenever it is not the one asked for (a folder with a single variant).
+  if (model.notice) process.stderr.write(`${model.notice}\n`);
+  else if (dtype === 'auto' && model.dtype !== 'fp32') process.stderr.write(`${model.label}: using ${model.onnxPath} (${describeVariant(model.dtype)})\n`);
   const runtime = await loadNodeRuntime(backend);
   return { model, capturer: new ActivationCapturer(model, runtime) };
 }

@@ -1,6 +1,20 @@
-/** Promise-based access to the model worker for the UI. */
+/** Promise-based access to the model worker for the UI, typed by protocol.ts's WorkerMethods. */
 import type { NeuronRecord } from '../lib/activations/records.ts';
-import type { CaptureReply, CompareReply, ModelRequest, ModelSummary, ScanProgressInfo, ScanSummary, WorkerReply, WorkerRequest } from './protocol.ts';
+import type {
+  BackendChoice,
+  CaptureReply,
+  CompareReply,
+  ModelRequest,
+  ModelSummary,
+  ParamsOf,
+  ProgressOf,
+  ResultOf,
+  ScanProgressInfo,
+  ScanSummary,
+  WorkerMethod,
+  WorkerReply,
+  WorkerRequest,
+} from './protocol.ts';
 
 export class WorkerError extends Error {
   constructor(message: string, readonly errorName: string) {
@@ -9,14 +23,17 @@ export class WorkerError extends Error {
   }
 }
 
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-type Pending = {
+interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
-  onProgress?: (p: { file: string; loaded: number; total: number | null }) => void;
-  onScanProgress?: (p: ScanProgressInfo) => void;
-};
+  onProgress?: (p: unknown) => void;
+}
+
+export interface CallOptions<M extends WorkerMethod> {
+  onProgress?: (p: ProgressOf<M>) => void;
+  /** Aborting rejects the call at once and tells the worker to stop its work. */
+  signal?: AbortSignal;
+}
 
 export class ModelClient {
   private readonly worker: Worker;
@@ -29,22 +46,15 @@ export class ModelClient {
       const reply = event.data;
       const p = this.pending.get(reply.id);
       if (!p) return;
-      if (reply.type === 'progress') {
-        p.onProgress?.(reply);
-        return;
-      }
-      if (reply.type === 'scan-progress') {
-        p.onScanProgress?.(reply.progress);
+      if (reply.kind === 'progress') {
+        p.onProgress?.(reply.progress);
         return;
       }
       this.pending.delete(reply.id);
-      if (reply.type === 'error') p.reject(new WorkerError(reply.message, reply.errorName));
-      else if (reply.type === 'loaded') p.resolve(reply.summary);
-      else if (reply.type === 'captured') p.resolve(reply.result);
-      else if (reply.type === 'scan-done') p.resolve(reply.summary);
-      else if (reply.type === 'compared') p.resolve(reply.result);
-      else p.resolve(undefined);
+      if (reply.kind === 'error') p.reject(new WorkerError(reply.message, reply.errorName));
+      else p.resolve(reply.result);
     };
+    // Keeps the UI from waiting forever on a worker that died (out of memory, a bad wasm build).
     this.worker.onerror = (event) => {
       const err = new WorkerError(`the model worker crashed: ${event.message}`, 'WorkerCrash');
       for (const p of this.pending.values()) p.reject(err);
@@ -52,34 +62,46 @@ export class ModelClient {
     };
   }
 
-  private call<T>(request: WithoutId<WorkerRequest>, callbacks: Pick<Pending, 'onProgress' | 'onScanProgress'> = {}): Promise<T> {
+  /** Calls a worker method; the result's type is the one WorkerMethods gives it. */
+  call<M extends WorkerMethod>(method: M, params: ParamsOf<M>, options: CallOptions<M> = {}): Promise<ResultOf<M>> {
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...callbacks });
-      this.worker.postMessage({ ...request, id } as WorkerRequest);
+    const { signal, onProgress } = options;
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        if (!this.pending.delete(id)) return;
+        this.worker.postMessage({ id, method: 'cancel' } satisfies WorkerRequest);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      this.pending.set(id, {
+        resolve: (v) => (done(), resolve(v as ResultOf<M>)),
+        reject: (e) => (done(), reject(e)),
+        onProgress: onProgress as Pending['onProgress'],
+      });
+      this.worker.postMessage({ id, method, params } as WorkerRequest);
     });
   }
 
-  load(model: ModelRequest, backend: 'auto' | 'webgpu' | 'wasm', onProgress?: Pending['onProgress']): Promise<ModelSummary> {
-    return this.call({ type: 'load', model, backend }, { onProgress });
+  load(model: ModelRequest, backend: BackendChoice, options: CallOptions<'load'> = {}): Promise<ModelSummary> {
+    return this.call('load', { model, backend, appRoot: new URL(import.meta.env.BASE_URL, document.baseURI).href }, options);
   }
 
   capture(text: string, windowed = false): Promise<CaptureReply> {
-    return this.call({ type: 'capture', text, windowed });
+    return this.call('capture', { text, windowed });
   }
 
-  /** Runs (or resumes) a scan already created in the store; resolves when it is done. */
-  scan(scanId: string, onScanProgress: (p: ScanProgressInfo) => void): Promise<ScanSummary> {
-    return this.call({ type: 'scan', scan: { scanId } }, { onScanProgress });
+  scan(scanId: string, onProgress: (p: ScanProgressInfo) => void): Promise<ScanSummary> {
+    return this.call('scan', { scanId }, { onProgress });
   }
 
   stopScan(scanId: string, reason: 'pause' | 'cancel'): Promise<void> {
-    return this.call({ type: 'scan-stop', scanId, reason });
+    return this.call('scanStop', { scanId, reason });
   }
 
-  /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
   compare(record: NeuronRecord, gelu: 'tanh' | 'sigmoid'): Promise<CompareReply> {
-    return this.call({ type: 'compare', record, gelu });
+    return this.call('compare', { record, gelu });
   }
 
   terminate(): void {

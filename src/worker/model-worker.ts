@@ -1,15 +1,16 @@
 /// <reference lib="webworker" />
 /**
  * The model lives here, never on the UI thread: loading, instrumenting and running the graph.
+ * Each method of protocol.ts's WorkerMethods has one handler below.
  */
 import { ActivationCapturer } from '../lib/model/capture.ts';
 import { fileListSource } from '../lib/model/file-list-source.ts';
 import { hubSource } from '../lib/model/hub-source.ts';
 import { loadModel } from '../lib/model/load-model.ts';
-import type { ModelSource } from '../lib/model/model-source.ts';
+import { readManifestListing, withListing, type ModelSource } from '../lib/model/model-source.ts';
 import { urlSource } from '../lib/model/url-source.ts';
-import { loadWebRuntime } from '../lib/model/ort-runtime.web.ts';
-import type { ModelRequest, PlantedNeuronInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+import { loadWebRuntime, wasmThreadCount } from '../lib/model/ort-runtime.web.ts';
+import type { ModelRequest, ParamsOf, PlantedNeuronInfo, ProgressOf, ResultOf, WorkerMethod, WorkerMethods, WorkerReply, WorkerRequest } from './protocol.ts';
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
 import { compareRecordWithModel } from '../lib/activations/compare-record.ts';
@@ -19,6 +20,8 @@ declare const self: DedicatedWorkerGlobalScope;
 let capturer: ActivationCapturer | null = null;
 let store: Promise<NeurolensStore> | null = null;
 const runningScans = new Map<string, AbortController>();
+/** Calls in progress, so that a `cancel` message can stop them. */
+const inFlight = new Map<number, AbortController>();
 
 function openStore(): Promise<NeurolensStore> {
   store ??= NeurolensStore.open();
@@ -29,17 +32,30 @@ function post(reply: WorkerReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, transfer);
 }
 
-function sourceFor(request: ModelRequest): ModelSource {
+interface CallContext<M extends WorkerMethod> {
+  signal: AbortSignal;
+  progress(p: ProgressOf<M>): void;
+  /** Buffers to transfer (not copy) with the result. */
+  transfer: Transferable[];
+}
+
+type Handlers = { [M in WorkerMethod]: (params: ParamsOf<M>, ctx: CallContext<M>) => Promise<ResultOf<M>> };
+
+async function sourceFor(request: ModelRequest, appRoot: string, signal: AbortSignal): Promise<ModelSource> {
   switch (request.kind) {
-    case 'bundled':
-      return urlSource(new URL(`${import.meta.env.BASE_URL}models/${request.name}/`, self.location.origin).href, request.name);
+    case 'bundled': {
+      const source = urlSource(new URL(`models/${request.name}/`, appRoot).href, request.name);
+      const listing = await readManifestListing(source, signal);
+      return listing ? withListing(source, listing) : source;
+    }
     case 'hub':
-      return hubSource(request.repoId, { endpoint: request.endpoint || undefined });
+      return hubSource(request.repoId, { endpoint: request.endpoint, revision: request.revision, token: request.token });
     case 'files':
       return fileListSource(
         request.files.map((f) => ({
           name: f.name,
           path: (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name,
+          size: f.size,
           bytes: async () => new Uint8Array(await f.arrayBuffer()),
         })),
       );
@@ -47,6 +63,8 @@ function sourceFor(request: ModelRequest): ModelSource {
 }
 
 async function readPlanted(source: ModelSource): Promise<PlantedNeuronInfo[]> {
+  // Only the project's planted models have this file: ask for it only where it is listed.
+  if ((await source.size('planted.json').catch(() => undefined)) === undefined) return [];
   const bytes = await source.read('planted.json').catch(() => undefined);
   if (!bytes) return [];
   try {
@@ -58,94 +76,104 @@ async function readPlanted(source: ModelSource): Promise<PlantedNeuronInfo[]> {
   }
 }
 
-async function handle(msg: WorkerRequest): Promise<void> {
-  if (msg.type === 'load') {
+const handlers: Handlers = {
+  async load({ model: request, backend: choice, appRoot }, { signal, progress }) {
     const started = performance.now();
-    const source = sourceFor(msg.model);
-    const dtype = msg.model.kind === 'bundled' ? 'fp32' : msg.model.dtype;
+    const source = await sourceFor(request, appRoot, signal);
     // Dropped files: a single .onnx among them is the model, whatever its name.
-    const droppedOnnx = msg.model.kind === 'files' ? msg.model.files.filter((f) => f.name.endsWith('.onnx')) : [];
+    const droppedOnnx = request.kind === 'files' ? request.files.filter((f) => f.name.endsWith('.onnx')) : [];
     const model = await loadModel(source, {
-      dtype,
+      dtype: request.kind === 'bundled' ? 'auto' : request.dtype,
       onnxPath: droppedOnnx.length === 1 ? droppedOnnx[0].name : undefined,
-      onProgress: (p) => post({ id: msg.id, type: 'progress', ...p }),
+      onProgress: progress,
+      signal,
     });
-    const runtime = await loadWebRuntime(msg.backend);
+    signal.throwIfAborted();
+    const runtime = await loadWebRuntime(choice, appRoot);
     const next = new ActivationCapturer(model, runtime);
     const backend = await next.warmUp();
+    // Cancelled while the session was being built: keep the model in use.
+    if (signal.aborted) {
+      await next.dispose();
+      signal.throwIfAborted();
+    }
     await capturer?.dispose();
     capturer = next;
-    post({
-      id: msg.id,
-      type: 'loaded',
-      summary: {
-        label: model.label,
-        onnxPath: model.onnxPath,
-        nLayer: model.config.nLayer,
-        dModel: model.config.dModel,
-        dMlp: model.config.dMlp,
-        nCtx: model.config.nCtx,
-        vocabSize: model.config.vocabSize,
-        backend,
-        loadMs: performance.now() - started,
-        planted: await readPlanted(source),
-      },
+    return {
+      label: model.label,
+      onnxPath: model.onnxPath,
+      dtype: model.dtype,
+      notice: model.notice,
+      nLayer: model.config.nLayer,
+      dModel: model.config.dModel,
+      dMlp: model.config.dMlp,
+      nCtx: model.config.nCtx,
+      vocabSize: model.config.vocabSize,
+      backend,
+      wasmThreads: wasmThreadCount(),
+      loadMs: performance.now() - started,
+      planted: await readPlanted(source),
+    };
+  },
+
+  async capture({ text, windowed }, { transfer }) {
+    if (!capturer) throw new Error('no model is loaded yet');
+    const started = performance.now();
+    const capture = await capturer.captureText(text, { windowed });
+    const dMlp = capturer.dMlp;
+    const layers = [...capture.layers].map(([layer, rows]) => {
+      const data = new Float32Array(rows.length * dMlp);
+      rows.forEach((r, t) => data.set(r, t * dMlp));
+      return { layer, data };
     });
-  } else if (msg.type === 'scan') {
+    transfer.push(...layers.map((l) => l.data.buffer));
+    return { tokens: capture.tokens, backend: capture.backend, windows: capture.windows, dMlp, layers, runMs: performance.now() - started };
+  },
+
+  async scan({ scanId }, { progress }) {
     if (!capturer) throw new Error('load a model before scanning');
-    const { scanId } = msg.scan;
     if (runningScans.has(scanId)) throw new Error('this scan is already running');
     const controller = new AbortController();
     runningScans.set(scanId, controller);
     try {
-      const summary = await runStoredScan(await openStore(), capturer, scanId, controller.signal, (progress) =>
-        post({ id: msg.id, type: 'scan-progress', progress }),
-      );
-      post({ id: msg.id, type: 'scan-done', summary });
+      return await runStoredScan(await openStore(), capturer, scanId, controller.signal, progress);
     } finally {
       runningScans.delete(scanId);
     }
-  } else if (msg.type === 'scan-stop') {
-    runningScans.get(msg.scanId)?.abort(new ScanStoppedError(msg.reason));
-    post({ id: msg.id, type: 'stopped' });
-  } else if (msg.type === 'compare') {
+  },
+
+  async scanStop({ scanId, reason }) {
+    runningScans.get(scanId)?.abort(new ScanStoppedError(reason));
+  },
+
+  async compare({ record, gelu }) {
     if (!capturer) throw new Error('load a model before comparing');
-    const c = await compareRecordWithModel(msg.record, capturer, { gelu: msg.gelu });
-    post({
-      id: msg.id,
-      type: 'compared',
-      result: { gelu: msg.gelu, compared: c.excerpts.compared, skipped: c.excerpts.skipped, unmappedTokens: c.unmappedTokens.length, overall: c.overall },
-    });
-  } else if (msg.type === 'capture') {
-    if (!capturer) throw new Error('no model is loaded yet');
-    const started = performance.now();
-    const capture = await capturer.captureText(msg.text, { windowed: msg.windowed });
-    const layers = [...capture.layers].map(([layer, rows]) => {
-      const data = new Float32Array(rows.length * capturer!.dMlp);
-      rows.forEach((r, t) => data.set(r, t * capturer!.dMlp));
-      return { layer, data };
-    });
-    post(
-      {
-        id: msg.id,
-        type: 'captured',
-        result: {
-          tokens: capture.tokens,
-          backend: capture.backend,
-          windows: capture.windows,
-          dMlp: capturer.dMlp,
-          layers,
-          runMs: performance.now() - started,
-        },
-      },
-      layers.map((l) => l.data.buffer),
-    );
+    const c = await compareRecordWithModel(record, capturer, { gelu });
+    return { gelu, compared: c.excerpts.compared, skipped: c.excerpts.skipped, unmappedTokens: c.unmappedTokens.length, overall: c.overall };
+  },
+};
+
+async function dispatch<M extends WorkerMethod>(id: number, method: M, params: WorkerMethods[M]['params']): Promise<void> {
+  const controller = new AbortController();
+  inFlight.set(id, controller);
+  const ctx: CallContext<M> = { signal: controller.signal, progress: (p) => post({ id, kind: 'progress', progress: p }), transfer: [] };
+  try {
+    const handler = handlers[method] as (params: ParamsOf<M>, ctx: CallContext<M>) => Promise<ResultOf<M>>;
+    const result = await handler(params, ctx);
+    post({ id, kind: 'result', result }, ctx.transfer);
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    post({ id, kind: 'error', message: e.message, errorName: e.name });
+  } finally {
+    inFlight.delete(id);
   }
 }
 
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {
-  handle(event.data).catch((err: unknown) => {
-    const e = err instanceof Error ? err : new Error(String(err));
-    post({ id: event.data.id, type: 'error', message: e.message, errorName: e.name });
-  });
+  const request = event.data;
+  if (request.method === 'cancel') {
+    inFlight.get(request.id)?.abort(new DOMException('cancelled', 'AbortError'));
+    return;
+  }
+  void dispatch(request.id, request.method, request.params);
 };

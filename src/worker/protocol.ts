@@ -1,14 +1,21 @@
-/** Messages between the UI thread and the model worker. Activations travel as transferable buffers. */
+/**
+ * Messages between the UI thread and the model worker, typed end to end: `WorkerMethods` maps each
+ * method to its parameters, its result and the progress it reports. The client (model-client.ts)
+ * and the worker's handler table (model-worker.ts) are both checked against it. Activations travel
+ * as transferable buffers.
+ */
 import type { Token } from '../lib/model/tokenizer.ts';
 import type { BackendName } from '../lib/model/ort-runtime.ts';
-import type { ModelDtype } from '../lib/model/model-source.ts';
+import type { ModelDtype, ModelDtypeChoice } from '../lib/model/model-variants.ts';
 import type { NeuronRecord } from '../lib/activations/records.ts';
 import type { DiffStats } from '../lib/activations/compare-record.ts';
 
 export type ModelRequest =
   | { kind: 'bundled'; name: string }
-  | { kind: 'hub'; repoId: string; dtype: ModelDtype; endpoint?: string }
-  | { kind: 'files'; files: File[]; dtype: ModelDtype };
+  | { kind: 'hub'; repoId: string; dtype: ModelDtypeChoice; endpoint?: string; revision?: string; token?: string }
+  | { kind: 'files'; files: File[]; dtype: ModelDtypeChoice };
+
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
 
 export interface PlantedNeuronInfo {
   layer: number;
@@ -20,14 +27,26 @@ export interface PlantedNeuronInfo {
 export interface ModelSummary {
   label: string;
   onnxPath: string;
+  /** The variant's precision, read from the graph. */
+  dtype: ModelDtype;
+  /** Why the variant loaded is not the one asked for, when it is not. */
+  notice?: string;
   nLayer: number;
   dModel: number;
   dMlp: number;
   nCtx: number;
   vocabSize: number;
   backend: BackendName;
+  /** WASM threads onnxruntime runs with (1 when the page is not cross-origin isolated). */
+  wasmThreads: number;
   loadMs: number;
   planted: PlantedNeuronInfo[];
+}
+
+export interface DownloadProgress {
+  file: string;
+  loaded: number;
+  total: number | null;
 }
 
 export interface CaptureReply {
@@ -38,11 +57,6 @@ export interface CaptureReply {
   /** One buffer per layer, [tokens, dMlp] row-major. */
   layers: { layer: number; data: Float32Array }[];
   runMs: number;
-}
-
-export interface ScanRequest {
-  /** The scan in the store: new ones are created by the UI first, so a reload can resume them. */
-  scanId: string;
 }
 
 export interface ScanProgressInfo {
@@ -64,13 +78,6 @@ export interface ScanSummary {
   seconds: number;
 }
 
-export type WorkerRequest =
-  | { id: number; type: 'load'; model: ModelRequest; backend: 'auto' | 'webgpu' | 'wasm' }
-  | { id: number; type: 'capture'; text: string; windowed: boolean }
-  | { id: number; type: 'scan'; scan: ScanRequest }
-  | { id: number; type: 'scan-stop'; scanId: string; reason: 'pause' | 'cancel' }
-  | { id: number; type: 'compare'; record: NeuronRecord; gelu: 'tanh' | 'sigmoid' };
-
 /** How far a record's stored activations are from the loaded model's own (one GELU variant). */
 export interface CompareReply {
   gelu: 'tanh' | 'sigmoid';
@@ -80,12 +87,29 @@ export interface CompareReply {
   overall: DiffStats | null;
 }
 
+/** Every request the worker answers: its parameters, its result, and the progress it reports. */
+export interface WorkerMethods {
+  /** `appRoot`: the app's root URL, where bundled models and onnxruntime's files are served. */
+  load: { params: { model: ModelRequest; backend: BackendChoice; appRoot: string }; result: ModelSummary; progress: DownloadProgress };
+  capture: { params: { text: string; windowed: boolean }; result: CaptureReply; progress: never };
+  /** Runs (or resumes) a scan already created in the store; resolves when it is done. */
+  scan: { params: { scanId: string }; result: ScanSummary; progress: ScanProgressInfo };
+  scanStop: { params: { scanId: string; reason: 'pause' | 'cancel' }; result: void; progress: never };
+  /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
+  compare: { params: { record: NeuronRecord; gelu: 'tanh' | 'sigmoid' }; result: CompareReply; progress: never };
+}
+
+export type WorkerMethod = keyof WorkerMethods;
+export type ParamsOf<M extends WorkerMethod> = WorkerMethods[M]['params'];
+export type ResultOf<M extends WorkerMethod> = WorkerMethods[M]['result'];
+export type ProgressOf<M extends WorkerMethod> = WorkerMethods[M]['progress'];
+
+/** A call, or the cancellation of an earlier call (its AbortSignal fires in the worker). */
+export type WorkerRequest =
+  | { [M in WorkerMethod]: { id: number; method: M; params: ParamsOf<M> } }[WorkerMethod]
+  | { id: number; method: 'cancel' };
+
 export type WorkerReply =
-  | { id: number; type: 'progress'; file: string; loaded: number; total: number | null }
-  | { id: number; type: 'loaded'; summary: ModelSummary }
-  | { id: number; type: 'captured'; result: CaptureReply }
-  | { id: number; type: 'scan-progress'; progress: ScanProgressInfo }
-  | { id: number; type: 'scan-done'; summary: ScanSummary }
-  | { id: number; type: 'stopped' }
-  | { id: number; type: 'compared'; result: CompareReply }
-  | { id: number; type: 'error'; message: string; errorName: string };
+  | { id: number; kind: 'progress'; progress: unknown }
+  | { id: number; kind: 'result'; result: unknown }
+  | { id: number; kind: 'error'; message: string; errorName: string };

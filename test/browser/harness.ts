@@ -9,7 +9,7 @@ import { urlSource } from '../../src/lib/model/url-source.ts';
 
 async function capture(modelName: string, backend: 'webgpu' | 'wasm', texts: string[], onnxPath?: string) {
   const model = await loadModel(urlSource(`/models/${modelName}/`, modelName), { onnxPath });
-  const capturer = new ActivationCapturer(model, await loadWebRuntime(backend));
+  const capturer = new ActivationCapturer(model, await loadWebRuntime(backend, location.origin));
   try {
     const results = [];
     for (const text of texts) {

@@ -1,10 +1,14 @@
 /**
- * Real-browser test plumbing: a Vite dev server on 127.0.0.1 (with the COOP/COEP headers the
- * app needs) and Debian's Chromium driven by playwright-core.
+ * Real-browser test plumbing: Debian's Chromium driven by playwright-core, and the pages it opens:
+ * the production build (the app, or the test harness pages built the same way) served by a plain
+ * static server on 127.0.0.1, or the Vite dev server for its own smoke test.
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
+import { ensureAppBuilt, ensureHarnessBuilt } from './app-build.ts';
+import { ensureModels } from '../../scripts/gen-models.ts';
+import { startStaticServer, type StaticServer } from './static-server.ts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -16,6 +20,27 @@ export function browserAvailable(): boolean {
   }
   console.warn(`browser tests skipped: no Chromium at ${CHROMIUM_PATH} (apt-get install -y chromium)`);
   return false;
+}
+
+/**
+ * The built app (dist/) on a static server. `isolationHeaders` (default true) makes the server
+ * send COOP/COEP like a configurable host; false is a GitHub-Pages-like host, where the app's
+ * service worker must add them. `basePath` serves it under a sub-path, as GitHub Pages does.
+ */
+export async function startBuiltApp(options: { isolationHeaders?: boolean; basePath?: string } = {}): Promise<StaticServer> {
+  ensureModels({ log: () => {} });
+  return startStaticServer(ensureAppBuilt(), { isolationHeaders: options.isolationHeaders ?? true, basePath: options.basePath });
+}
+
+/**
+ * The harness pages (test/browser/*.html) as built by `vite build`, at the same paths as in the
+ * source tree: `${origin}/test/browser/harness.html`. `origin` has no trailing slash.
+ */
+export async function startBuiltHarness(): Promise<StaticServer & { origin: string }> {
+  ensureModels({ log: () => {} });
+  const server = await startStaticServer(ensureHarnessBuilt(), { isolationHeaders: true });
+  // Bundled models and the corpus are served from public/ in the app; the harness build has them too.
+  return { ...server, origin: server.url.replace(/\/$/, '') };
 }
 
 export async function startDevServer(): Promise<{ server: ViteDevServer; url: string }> {

@@ -8,7 +8,7 @@ import { openCapturer, parseLayerList } from '../resolve-model.ts';
 
 const HELP = `usage: neurolens capture --model <dir|hub-id|bundled-name> (--text <text> | --file <path>)
                          [--layers 0,5] [--neurons 5:131,7:2] [--top K] [--json]
-                         [--dtype fp32|fp16|quantized] [--backend auto|node|wasm] [--windowed]
+                         [--dtype auto|fp32|fp16|int8] [--backend auto|node|wasm] [--windowed]
 
   --model     a model folder in the Hugging Face layout, a hub id (Xenova/gpt2), or a bundled
               model name (toy-planted, tiny-random); default toy-planted

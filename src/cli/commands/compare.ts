@@ -20,7 +20,7 @@ import { CliError } from '../cli-error.ts';
 import { openCapturer } from '../resolve-model.ts';
 
 const HELP = `usage: neurolens compare --record <NeuronRecord.json> --model <dir|hub-id|bundled-name>
-                         [--gelu tanh|sigmoid|model] [--json] [--batch 8] [--dtype fp32|fp16|quantized] [--backend auto|node|wasm]
+                         [--gelu tanh|sigmoid|model] [--json] [--batch 8] [--dtype auto|fp32|fp16|int8] [--backend auto|node|wasm]
 
   --record  a NeuronRecord in the paper's JSON format (a JSON array or JSON Lines of several works too)
   --gelu    compare with this GELU only (default: both tanh, GPT-2's own, and sigmoid, x·σ(1.702x),

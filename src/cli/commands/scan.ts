@@ -37,7 +37,7 @@ import { openCapturer, parseLayerList, PROJECT_ROOT } from '../resolve-model.ts'
 const HELP = `usage: neurolens scan --model <dir|hub-id|bundled-name> --corpus <file.txt|file.jsonl|default> --out <dir>
                       [--layers 0,5] [--top 20] [--random 50] [--seed 0] [--batch 8] [--max-excerpts N]
                       [--gelu model|tanh|sigmoid] [--resume] [--checkpoint-every 512]
-                      [--dtype fp32|fp16|quantized] [--backend auto|node|wasm]
+                      [--dtype auto|fp32|fp16|int8] [--backend auto|node|wasm]
 
   --corpus        a .txt file (one document) or .jsonl file (one {"text": ...} per line), or
                   "default" for the bundled corpus (public/corpus/default.jsonl)

@@ -86,6 +86,8 @@ export function makeOrtRuntime(ort: OrtModule, executionProviders: BackendName[]
           const sessionOptions: InferenceSession.SessionOptions = {
             executionProviders: [ep],
             graphOptimizationLevel: 'all',
+            // Errors only: onnxruntime's warnings (which nodes run on the CPU) mean nothing to users.
+            logSeverityLevel: 3,
           };
           if (settings.enableCpuMemArena !== undefined) sessionOptions.enableCpuMemArena = settings.enableCpuMemArena;
           if (settings.enableMemPattern !== undefined) sessionOptions.enableMemPattern = settings.enableMemPattern;
