@@ -153,7 +153,7 @@ run('hub downloads in headless Chromium', () => {
     expect(auto).toMatchObject({ ok: true, onnxPath: 'onnx/model_quantized.onnx', dtype: 'quantized', notice: null });
     const asked = await call<{ ok: boolean; onnxPath: string; notice: string | null }>('load', 'test-org/quantized-only', 'fp32', opts());
     expect(asked.ok && asked.onnxPath).toBe('onnx/model_quantized.onnx');
-    expect(asked.notice).toMatch(/has no fp32 variant, only int8 \(onnx\/model_quantized\.onnx\): using it \(activations within about 0\.15 of exact\)/);
+    expect(asked.notice).toMatch(/has no fp32 variant, only int8 \(onnx\/model_quantized\.onnx\): using it \(99\.9% of activations within 0\.13 of exact/);
     // The variants came from the hub's tree listing: only the chosen graph was asked for.
     expect(fileRequests().filter((r) => r.url.endsWith('.onnx')).every((r) => r.url.endsWith('onnx/model_quantized.onnx'))).toBe(true);
     // …and no file it does not have (no 404s in the user's console).

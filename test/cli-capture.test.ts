@@ -12,7 +12,7 @@ import { ensureModels } from '../scripts/gen-models.ts';
 import { referenceForward } from '../src/lib/model/reference-forward.ts';
 import { tinyRandomModel } from '../scripts/toy/models.ts';
 import { buildNoMlpModel } from './helpers/mini-graphs.ts';
-import { createServer, type Server } from 'node:http';
+import { startFakeHub, type FakeHub } from './helpers/fake-hub-server.ts';
 
 const BIN = join(import.meta.dirname, '../bin/neurolens.mjs');
 const TINY = join(import.meta.dirname, '../public/models/tiny-random');
@@ -33,25 +33,12 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 describe('neurolens capture', () => {
   let dir: string;
-  let hub: Server;
-  const hubRequests: string[] = [];
+  let hub: FakeHub;
   beforeAll(async () => {
     ensureModels({ log: () => {} });
     dir = mkdtempSync(join(tmpdir(), 'neurolens-cli-'));
-    // A stand-in for the Hugging Face hub on 127.0.0.1: serves tiny-random as "test-org/tiny", 404 otherwise.
-    hub = createServer((req, res) => {
-      hubRequests.push(req.url!);
-      const m = /^\/test-org\/tiny\/resolve\/main\/(.+)$/.exec(req.url!);
-      try {
-        if (!m || m[1].includes('..')) throw new Error('not found');
-        const body = readFileSync(join(TINY, decodeURIComponent(m[1])));
-        res.writeHead(200, { 'content-length': body.length }).end(body);
-      } catch {
-        res.writeHead(404).end('Entry not found');
-      }
-    });
-    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
-    hubUrl = `http://127.0.0.1:${(hub.address() as { port: number }).port}`;
+    hub = await startFakeHub({ repos: { 'test-org/tiny': TINY } });
+    hubUrl = hub.url;
     return () => hub.close();
   });
 
@@ -62,7 +49,30 @@ describe('neurolens capture', () => {
     const out = JSON.parse(stdout);
     expect(out.model).toBe('test-org/tiny');
     expect(out.activations['blocks.0.mlp.hook_post'][0]).toHaveLength(128);
-    expect(hubRequests).toContain('/test-org/tiny/resolve/main/onnx/model.onnx');
+    expect(hub.requests.filter((r) => r.method === 'GET').map((r) => r.url)).toContain('/test-org/tiny/resolve/main/onnx/model.onnx');
+  });
+
+  it('a folder holding a single variant loads it, whatever --dtype asks, and says which one on stderr', async () => {
+    const onlyInt8 = join(dir, 'only-int8');
+    mkdirSync(join(onlyInt8, 'onnx'), { recursive: true });
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model_quantized.onnx']) cpSync(join(TINY, f), join(onlyInt8, f));
+    const auto = await cli(['capture', '--model', onlyInt8, '--text', 'Hello', '--json']);
+    expect(auto.code).toBe(0);
+    expect(auto.stderr).toBe(`${onlyInt8}: using onnx/model_quantized.onnx (int8 · 99.9% of activations within 0.13 of exact (largest difference 0.26))\n`);
+    const asked = await cli(['capture', '--model', onlyInt8, '--text', 'Hello', '--dtype', 'fp32', '--json']);
+    expect(asked.code).toBe(0);
+    expect(asked.stderr).toMatch(/has no fp32 variant, only int8 \(onnx\/model_quantized\.onnx\): using it/);
+    expect(JSON.parse(asked.stdout).activations).toEqual(JSON.parse(auto.stdout).activations);
+
+    // Several variants, none of them the one asked for: the choice is the user's.
+    const two = join(dir, 'fp16-and-int8');
+    cpSync(onlyInt8, two, { recursive: true });
+    cpSync(join(TINY, 'onnx/model_fp16.onnx'), join(two, 'onnx/model_fp16.onnx'));
+    const refused = await cli(['capture', '--model', two, '--text', 'Hello', '--dtype', 'fp32']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/has no fp32 variant; it has fp16 \(onnx\/model_fp16\.onnx\) and int8 \(onnx\/model_quantized\.onnx\)/);
+    const fp16 = await cli(['capture', '--model', two, '--text', 'Hello', '--json']);
+    expect(fp16.stderr).toMatch(/using onnx\/model_fp16\.onnx \(fp16 · /);
   });
 
   it('prints the documented JSON for all neurons, matching the reference', async () => {
