@@ -1,6 +1,6 @@
 /**
- * What the Neurolens store keeps, as the application sees it (scan metadata, probes, mean-token
- * tables) and as rows of the IndexedDB object stores (see db.ts for the schema).
+ * What the Neurolens store keeps, as the application sees it (scan metadata, probes) and as rows
+ * of the IndexedDB object stores (see db.ts for the schema).
  */
 import type { CorpusDocument } from '../activations/corpus.ts';
 import type { NeuronSimulationResults, ScoredExplanation } from '../explain/explanation-types.ts';
@@ -80,18 +80,6 @@ export interface NeuronKey {
   neuron: number;
 }
 
-/** One token of a neuron's top-mean-token table (neuron-stats' MeanToken plus its text). */
-export interface MeanTokenEntry {
-  tokenId: number;
-  token?: string;
-  meanActivation: number;
-  count: number;
-}
-
-export interface MeanTokenTable extends NeuronKey {
-  tokens: MeanTokenEntry[];
-}
-
 export interface ProbeLayer {
   layer: number;
   /** [tokens, dMlp] row-major post-GELU activations. */
@@ -129,8 +117,21 @@ export interface NeuronRecordRow extends CompactNeuronRecord {
   scanId: string;
 }
 
-export interface MeanTokensRow extends MeanTokenTable {
+/** One excerpt of a scan, referred to by its records (see stored-excerpts.ts). */
+export interface ExcerptRow {
   scanId: string;
+  index: number;
+  /** excerptHash of its token strings. */
+  hash: number;
+  /** Ids in the scan's vocabulary. */
+  tokenIds: Uint16Array | Uint32Array;
+}
+
+/** Token strings of a scan with ids firstId, firstId + 1, … */
+export interface VocabularyRow {
+  scanId: string;
+  firstId: number;
+  tokens: string[];
 }
 
 export interface ScanInputsRow {
