@@ -371,7 +371,9 @@ describe('excerpt table', () => {
     expect(table.hash(1)).toBe(excerptHash([' a', 'b']));
   });
 
-  it('narrows index arrays to Uint16Array while they fit', () => {
+  it('narrows index arrays to the smallest unsigned type that holds them', () => {
+    expect(narrowIndices([0, 255])).toBeInstanceOf(Uint8Array);
+    expect(narrowIndices([0, 256])).toBeInstanceOf(Uint16Array);
     expect(narrowIndices([0, 65535])).toBeInstanceOf(Uint16Array);
     expect(narrowIndices([0, 65536])).toBeInstanceOf(Uint32Array);
     expect(Array.from(narrowIndices([7, 65536]))).toEqual([7, 65536]);

@@ -29,8 +29,9 @@ import {
   StoreCodecError,
   unpackValues,
 } from './compact-activations.ts';
-import { ExcerptTable, narrowIndices } from './excerpt-table.ts';
+import { ExcerptTable, type IndexArray, narrowIndices } from './excerpt-table.ts';
 import { codedSize, decodeFloat16Stream, encodeFloat16Stream } from './float16-coding.ts';
+import type { NeuronRecordRow } from './store-types.ts';
 
 export type NeuronRecordSkeleton = Omit<
   NeuronRecord,
@@ -50,9 +51,9 @@ export interface CompactNeuronRecord {
   encoding: ActivationEncoding;
   skeleton: NeuronRecordSkeleton;
   /** The excerpt (table index) of each ActivationRecord, in packing order. */
-  excerpts: Uint16Array | Uint32Array;
+  excerpts: IndexArray;
   /** The activation row of each ActivationRecord; absent when ActivationRecord i uses row i. */
-  rows?: Uint16Array | Uint32Array;
+  rows?: IndexArray;
   /** Whether ActivationRecords have `dataclass_name: "ActivationRecord"` (unless `excerptFields` says otherwise). */
   named: boolean;
   /** ActivationRecords whose fields besides tokens and activations are not what `named` says: [position, fields]. */
@@ -173,6 +174,11 @@ export function compactNeuronRecord(record: NeuronRecord, table: ExcerptTable, c
   if (shared) compact.rows = narrowIndices(rowOf);
   if (excerptFields.length > 0) compact.excerptFields = excerptFields;
   return compact;
+}
+
+/** A record's row in a scan: its excerpts renumbered from the table's indices to the scan's (`scanIndex`). */
+export function recordRow(scanId: string, record: CompactNeuronRecord, scanIndex: Uint32Array): NeuronRecordRow {
+  return { ...record, scanId, excerpts: narrowIndices(Array.from(record.excerpts, (e) => scanIndex[e])) };
 }
 
 /** The encoding of stored activations, from their array type. */

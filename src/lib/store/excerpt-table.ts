@@ -20,10 +20,13 @@ export function excerptHash(tokens: readonly string[]): number {
   return h >>> 0;
 }
 
+export type IndexArray = Uint8Array | Uint16Array | Uint32Array;
+
 /** The smallest unsigned array type that holds `values` (all non-negative integers). */
-export function narrowIndices(values: ArrayLike<number>): Uint16Array | Uint32Array {
+export function narrowIndices(values: ArrayLike<number>): IndexArray {
   let max = 0;
   for (let i = 0; i < values.length; i++) max = Math.max(max, values[i]);
+  if (max <= 0xff) return Uint8Array.from(values);
   return max <= 0xffff ? Uint16Array.from(values) : Uint32Array.from(values);
 }
 

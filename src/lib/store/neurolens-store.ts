@@ -19,7 +19,7 @@ import { normalizeChatResponse } from '../llm/chat-response.ts';
 import type { ResponseCache } from '../llm/response-cache.ts';
 import type { ChatResponse } from '../llm/types.ts';
 import type { ActivationEncoding, EncodingChoice } from './compact-activations.ts';
-import { type CompactRecords, compactRecords, expandNeuronRecord } from './compact-record.ts';
+import { type CompactRecords, compactRecords, expandNeuronRecord, recordRow } from './compact-record.ts';
 import {
   DB_NAME,
   type NeurolensDb,
@@ -30,7 +30,6 @@ import {
   scanRange,
   type StoreName,
 } from './db.ts';
-import { narrowIndices } from './excerpt-table.ts';
 import { readExcerptTokens, storeExcerpts } from './stored-excerpts.ts';
 import { checkNeuronKey, checkScanId, checkScanInputs, checkScanPatch, scanFromInit } from './scan-meta.ts';
 import { isQuotaError, StorageFullError, StoreError } from './store-errors.ts';
@@ -372,7 +371,7 @@ export class NeurolensStore {
     const store = ctx.tx.objectStore('neuronRecords');
     const old = await Promise.all(records.map((r) => store.get([scanId, r.layer, r.neuron])));
     const puts = records.map((r, i) => {
-      const row: NeuronRecordRow = { ...r, scanId, excerpts: narrowIndices(Array.from(r.excerpts, (e) => scanIndex[e])) };
+      const row = recordRow(scanId, r, scanIndex);
       ctx.account(scanId, row, old[i]);
       return ctx.put('neuronRecords', row);
     });

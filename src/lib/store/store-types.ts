@@ -7,6 +7,7 @@ import type { NeuronSimulationResults, ScoredExplanation } from '../explain/expl
 import type { ExplanationScores } from '../explain/pipeline.ts';
 import type { ChatResponse } from '../llm/types.ts';
 import type { CompactNeuronRecord } from './compact-record.ts';
+import type { IndexArray } from './excerpt-table.ts';
 
 export type ScanStatus = 'running' | 'paused' | 'done' | 'failed' | 'imported';
 export const SCAN_STATUSES: readonly ScanStatus[] = ['running', 'paused', 'done', 'failed', 'imported'];
@@ -123,8 +124,8 @@ export interface ExcerptRow {
   index: number;
   /** excerptHash of its token strings. */
   hash: number;
-  /** Ids in the scan's vocabulary. */
-  tokenIds: Uint16Array | Uint32Array;
+  /** Ids in the scan's vocabulary (the narrowest of Uint8Array, Uint16Array, Uint32Array that holds them). */
+  tokenIds: IndexArray;
 }
 
 /** Token strings of a scan with ids firstId, firstId + 1, … */

@@ -6,7 +6,8 @@
  *   firstId, firstId+1, … Pages are only appended (one per write that brings new strings), so an
  *   id never changes.
  * - `excerpts` rows are {scanId, index, hash, tokenIds}: the token ids (Uint16Array while the
- *   vocabulary has at most 65,536 strings) of one excerpt, numbered from 0 in order of arrival.
+ *   vocabulary has at most 65,536 strings; Uint8Array while 256) of one excerpt, numbered from 0
+ *   in order of arrival.
  *   `hash` (excerptHash of the strings) is indexed (`byHash`), so a write finds the excerpts that
  *   are already stored without reading all of them.
  *
@@ -56,35 +57,40 @@ export async function readExcerptTokens(tx: Tx<IDBTransactionMode>, scanId: stri
   return tokens;
 }
 
+/** What a scan already stores, as far as adding excerpts needs it. */
+export interface StoredExcerptsView {
+  /** The scan's vocabulary. */
+  vocabulary: readonly string[];
+  /** The number the next new excerpt gets. */
+  nextIndex: number;
+  /** The index of the stored excerpt equal to table excerpt `i`, if there is one. */
+  find(i: number): number | undefined;
+}
+
 /**
- * Adds the excerpts of `table` to the scan's stored ones, each once: an excerpt already stored
- * keeps its index, a new one is numbered after the last and its new token strings go to a new
- * vocabulary page. Returns the scan's index of each table index.
+ * The rows that add the excerpts of `table` to a scan, each once: an excerpt already stored keeps
+ * its index, a new one is numbered after the last, and its new token strings go to one new
+ * vocabulary page. Also gives the scan's index of each table index.
  */
-export async function storeExcerpts(tx: Tx<'readwrite' | 'versionchange'>, scanId: string, table: ExcerptTable, put: PutExcerptRow): Promise<Uint32Array> {
-  const store = tx.objectStore('excerpts');
-  const byHash = store.index('byHash');
-  const hashes = Array.from({ length: table.size }, (_, i) => table.hash(i));
-  const [vocabulary, candidates, last] = await Promise.all([
-    loadVocabulary(tx, scanId),
-    Promise.all(hashes.map((hash) => byHash.getAll([scanId, hash]))),
-    store.openKeyCursor(scanRange(scanId), 'prev'),
-  ]);
-  const known = vocabulary.length;
+export function excerptRowsToAdd(
+  scanId: string,
+  table: ExcerptTable,
+  stored: StoredExcerptsView,
+): { scanIndex: Uint32Array; excerpts: ExcerptRow[]; page: VocabularyRow | undefined } {
+  const known = stored.vocabulary.length;
   const idOf = new Map<string, number>();
-  vocabulary.forEach((token, id) => idOf.set(token, id));
+  stored.vocabulary.forEach((token, id) => idOf.set(token, id));
   const newTokens: string[] = [];
-  let next = last ? (last.key as [string, number])[1] + 1 : 0;
+  let next = stored.nextIndex;
   const scanIndex = new Uint32Array(table.size);
-  const puts: Promise<unknown>[] = [];
+  const excerpts: ExcerptRow[] = [];
   for (let i = 0; i < table.size; i++) {
-    const tokens = table.tokens(i);
-    const stored = candidates[i].find((row) => row.tokenIds.length === tokens.length && row.tokenIds.every((id, k) => id < known && vocabulary[id] === tokens[k]));
-    if (stored) {
-      scanIndex[i] = stored.index;
+    const found = stored.find(i);
+    if (found !== undefined) {
+      scanIndex[i] = found;
       continue;
     }
-    const ids = tokens.map((token) => {
+    const ids = table.tokens(i).map((token) => {
       let id = idOf.get(token);
       if (id === undefined) {
         id = known + newTokens.length;
@@ -94,9 +100,33 @@ export async function storeExcerpts(tx: Tx<'readwrite' | 'versionchange'>, scanI
       return id;
     });
     scanIndex[i] = next;
-    puts.push(put('excerpts', { scanId, index: next++, hash: hashes[i], tokenIds: narrowIndices(ids) }));
+    excerpts.push({ scanId, index: next++, hash: table.hash(i), tokenIds: narrowIndices(ids) });
   }
-  if (newTokens.length > 0) puts.push(put('vocabulary', { scanId, firstId: known, tokens: newTokens }));
-  await Promise.all(puts);
-  return scanIndex;
+  return { scanIndex, excerpts, page: newTokens.length > 0 ? { scanId, firstId: known, tokens: newTokens } : undefined };
+}
+
+/**
+ * Adds the excerpts of `table` to the scan's stored ones (see excerptRowsToAdd), finding those
+ * already stored through the `byHash` index. Returns the scan's index of each table index.
+ */
+export async function storeExcerpts(tx: Tx<'readwrite' | 'versionchange'>, scanId: string, table: ExcerptTable, put: PutExcerptRow): Promise<Uint32Array> {
+  const store = tx.objectStore('excerpts');
+  const byHash = store.index('byHash');
+  const [vocabulary, candidates, last] = await Promise.all([
+    loadVocabulary(tx, scanId),
+    Promise.all(Array.from({ length: table.size }, (_, i) => byHash.getAll([scanId, table.hash(i)]))),
+    store.openKeyCursor(scanRange(scanId), 'prev'),
+  ]);
+  const rows = excerptRowsToAdd(scanId, table, {
+    vocabulary,
+    nextIndex: last ? (last.key as [string, number])[1] + 1 : 0,
+    find: (i) => {
+      const tokens = table.tokens(i);
+      const equal = (row: ExcerptRow) =>
+        row.tokenIds.length === tokens.length && row.tokenIds.every((id, k) => vocabulary[id] === tokens[k]);
+      return candidates[i].find(equal)?.index;
+    },
+  });
+  await Promise.all([...rows.excerpts.map((row) => put('excerpts', row)), ...(rows.page ? [put('vocabulary', rows.page)] : [])]);
+  return rows.scanIndex;
 }
