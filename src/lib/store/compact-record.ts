@@ -30,7 +30,7 @@ import {
   unpackValues,
 } from './compact-activations.ts';
 import { ExcerptTable, type IndexArray, narrowIndices } from './excerpt-table.ts';
-import { codedSize, decodeFloat16Stream, encodeFloat16Stream } from './float16-coding.ts';
+import { decodeFloat16Stream, encodeFloat16Stream } from './float16-coding.ts';
 import type { NeuronRecordRow } from './store-types.ts';
 
 export type NeuronRecordSkeleton = Omit<
@@ -151,8 +151,11 @@ export function compactNeuronRecord(record: NeuronRecord, table: ExcerptTable, c
       to += rowLengths[row];
     });
   }
-  const stored: StoredActivations =
-    values instanceof Uint16Array && codedSize(values) < values.byteLength ? encodeFloat16Stream(values) : values;
+  let stored: StoredActivations = values;
+  if (values instanceof Uint16Array) {
+    const coded = encodeFloat16Stream(values);
+    if (coded.byteLength < values.byteLength) stored = coded; // else (few or spread-out values) raw is smaller
+  }
 
   const named = items.filter(({ excerpt }) => 'dataclass_name' in excerpt).length * 2 >= items.length && items.length > 0;
   const excerptFields: [number, Record<string, unknown>][] = [];

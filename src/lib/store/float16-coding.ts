@@ -7,7 +7,7 @@
  * mantissa bits are close to uniform. Each value is written as a Huffman code of its sign and
  * exponent (built per stream from its own counts) followed by its 10 mantissa bits as they are.
  * On GELU outputs that saves about a fifth; on other data it may save nothing, and the caller
- * keeps the raw Uint16Array then (see codedSize / encodeFloat16Stream).
+ * keeps the raw Uint16Array then.
  *
  * Stream layout (bytes):
  *   0      format tag (1)
@@ -86,15 +86,6 @@ function countSymbols(bits: Uint16Array): Uint32Array {
   const counts = new Uint32Array(SYMBOLS);
   for (let i = 0; i < bits.length; i++) counts[bits[i] >>> MANTISSA_BITS]++;
   return counts;
-}
-
-/** Bytes the coded stream of `bits` takes (without building it). */
-export function codedSize(bits: Uint16Array): number {
-  const counts = countSymbols(bits);
-  const lengths = codeLengths(counts);
-  let total = 0;
-  for (let s = 0; s < SYMBOLS; s++) total += counts[s] * (lengths[s] + MANTISSA_BITS);
-  return HEADER_BYTES + Math.ceil(total / 8);
 }
 
 /** The coded stream of float16 bit patterns. */
