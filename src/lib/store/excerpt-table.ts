@@ -62,7 +62,9 @@ export class ExcerptTable {
     let index = candidates?.find((c) => sameTokens(this.tokens(c), tokens));
     if (index === undefined) {
       index = this.excerpts.length;
-      this.excerpts.push(Uint32Array.from(tokens, (token) => this.tokenId(token)));
+      const ids = new Uint32Array(tokens.length);
+      for (let i = 0; i < tokens.length; i++) ids[i] = this.tokenId(tokens[i]);
+      this.excerpts.push(ids);
       this.hashes.push(hash);
       if (candidates) candidates.push(index);
       else this.byHash.set(hash, [index]);
