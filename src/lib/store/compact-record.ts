@@ -97,38 +97,18 @@ function sameRow(packed: PackedArray, a: number, b: number, n: number): boolean 
 }
 
 /**
- * The stored form of a (validated) record; its excerpts' tokens go to `table`. `lossless` keeps
- * every number exactly; float16 or float32 round (see compact-activations.ts for the error bound).
+ * One row of values per distinct (excerpt, values) pair, rows in order of first use: `packed`
+ * holds every ActivationRecord's values in turn (`lengths`), `excerpts` their excerpts. Gives each
+ * ActivationRecord's row, the rows' values, and whether any row serves two ActivationRecords.
  */
-export function compactNeuronRecord(record: NeuronRecord, table: ExcerptTable, choice: EncodingChoice = 'lossless'): CompactNeuronRecord {
-  const layer = record.neuron_id.layer_index;
-  const neuron = record.neuron_id.neuron_index;
-  const items = excerptsInOrder(record);
-  let total = 0;
-  for (const { excerpt } of items) total += excerpt.activations.length;
-  const all = new Array<number>(total);
-  let at = 0;
-  for (const { excerpt } of items) for (const v of excerpt.activations) all[at++] = v;
-  const encoding = choice === 'lossless' ? losslessEncoding(all) : resolveEncoding(all, choice);
-  let packed: PackedArray;
-  try {
-    packed = packValues(all, encoding);
-  } catch (error) {
-    // Name the value's place in the record: pack excerpt by excerpt until one fails.
-    for (const { path, excerpt } of items) packValues(excerpt.activations, encoding, `neuron ${layer}:${neuron} ${path}.activations`);
-    throw error;
-  }
-
-  const excerpts = items.map(({ excerpt }) => table.intern(excerpt.tokens));
-  // One row per distinct (excerpt, values); rows keep their order of first use.
-  const rowOf = new Array<number>(items.length);
+function distinctRows(packed: PackedArray, excerpts: readonly number[], lengths: readonly number[]) {
+  const rowOf = new Array<number>(lengths.length);
   const rowStarts: number[] = [];
   const rowLengths: number[] = [];
   const rowsOfExcerpt = new Map<number, number[]>();
-  at = 0;
-  items.forEach(({ excerpt }, i) => {
+  let at = 0;
+  lengths.forEach((n, i) => {
     const start = at;
-    const n = excerpt.activations.length;
     at += n;
     const rows = rowsOfExcerpt.get(excerpts[i]) ?? [];
     const same = rows.find((row) => sameRow(packed, rowStarts[row], start, n));
@@ -141,16 +121,38 @@ export function compactNeuronRecord(record: NeuronRecord, table: ExcerptTable, c
     rowLengths.push(n);
     rowsOfExcerpt.set(excerpts[i], [...rows, rowOf[i]]);
   });
-  const shared = rowStarts.length < items.length;
-  let values = packed;
-  if (shared) {
-    values = new (packed.constructor as new (n: number) => PackedArray)(rowLengths.reduce((a, b) => a + b, 0));
-    let to = 0;
-    rowStarts.forEach((start, row) => {
-      values.set(packed.subarray(start, start + rowLengths[row]), to);
-      to += rowLengths[row];
-    });
+  const shared = rowStarts.length < lengths.length;
+  if (!shared) return { rowOf, values: packed, shared };
+  const values = new (packed.constructor as new (n: number) => PackedArray)(rowLengths.reduce((a, b) => a + b, 0));
+  let to = 0;
+  rowStarts.forEach((start, row) => {
+    values.set(packed.subarray(start, start + rowLengths[row]), to);
+    to += rowLengths[row];
+  });
+  return { rowOf, values, shared };
+}
+
+/**
+ * The stored form of a (validated) record; its excerpts' tokens go to `table`. `lossless` keeps
+ * every number exactly; float16 or float32 round (see compact-activations.ts for the error bound).
+ */
+export function compactNeuronRecord(record: NeuronRecord, table: ExcerptTable, choice: EncodingChoice = 'lossless'): CompactNeuronRecord {
+  const layer = record.neuron_id.layer_index;
+  const neuron = record.neuron_id.neuron_index;
+  const items = excerptsInOrder(record);
+  const all = items.flatMap(({ excerpt }) => excerpt.activations);
+  const encoding = choice === 'lossless' ? losslessEncoding(all) : resolveEncoding(all, choice);
+  let packed: PackedArray;
+  try {
+    packed = packValues(all, encoding);
+  } catch (error) {
+    // Name the value's place in the record: pack excerpt by excerpt until one fails.
+    for (const { path, excerpt } of items) packValues(excerpt.activations, encoding, `neuron ${layer}:${neuron} ${path}.activations`);
+    throw error;
   }
+
+  const excerpts = items.map(({ excerpt }) => table.intern(excerpt.tokens));
+  const { rowOf, values, shared } = distinctRows(packed, excerpts, items.map(({ excerpt }) => excerpt.activations.length));
   let stored: StoredActivations = values;
   if (values instanceof Uint16Array) {
     const coded = encodeFloat16Stream(values);
