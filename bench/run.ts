@@ -67,4 +67,8 @@ if (only.includes('scan-parts')) {
   const scan = runJson('bench/scan-bench.ts', [smallDir, 'scan-without-token-table', String(quick ? 250 : 1563)]) as Record<string, number>;
   report.scanWithoutTokenTable = { ...scanSpeed(scan), details: scan };
 }
+if (wanted('store-size')) {
+  // Bytes the IndexedDB store writes for a GPT-2-small scan of the default corpus (no model runs).
+  report.storeSize = runJson('bench/store-size-bench.ts', quick ? ['--quick'] : []);
+}
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -122,6 +122,9 @@ const SCAN_INIT = {
   excerptCount: 48,
 };
 
+/** Every ActivationRecord of a record, in packing order. */
+const allExcerptsOf = (r: NeuronRecord) => [r.random_sample, ...(r.random_sample_by_quantile ?? []), r.most_positive_activation_records].flat();
+
 /** JSON documents of a JSON Lines text. */
 const jsonLines = (text: string): unknown[] =>
   text
@@ -199,23 +202,22 @@ run('Neurolens store in headless Chromium', () => {
     db = `neurolens-test-${++dbCounter}`;
   });
 
-  it('creates the v2 schema; opening a v1 database with v2 code runs the v2 step and keeps the data', async () => {
+  it('creates the v3 schema; a v1 database upgrades step by step (v2, then v3) to the same schema and keeps its data', async () => {
     const result = await inPage(
       async (h, { name, record, init }) => {
         const fresh = await h.NeurolensStore.open(`${name}-fresh`);
         fresh.close();
         const freshSchema = await h.describeSchema(`${name}-fresh`);
 
-        // A database as v1 code left it: v1 rows (scans have no `bytes` yet).
+        // A database as v1 code left it: v1 rows (scans have no `bytes` yet; records in the old layout).
         const v1 = await h.openNeurolensDb(name, { version: 1 });
         const v1Schema = { version: v1.version, scanIndexes: Array.from(v1.transaction('scans').store.indexNames) };
-        const compact = h.compactNeuronRecord(record, 'lossless');
         const scans = [
           { id: 'old', ...init, status: 'done', progress: 1, createdAt: 1000, updatedAt: 1000 },
           { id: 'new', ...init, name: 'newer', status: 'paused', progress: 0.5, createdAt: 2000, updatedAt: 3000 },
         ];
         for (const scan of scans) await v1.put('scans', scan as never);
-        await v1.put('neuronRecords', { ...compact, scanId: 'old' });
+        await v1.put('neuronRecords', h.legacyRecordRow('old', record, 'float16') as never);
         await v1.put('explanations', { scanId: 'old', layer: 0, neuron: 1, explanation: 'commas', order: 0, createdAt: 1500 });
         v1.close();
 
@@ -228,7 +230,7 @@ run('Neurolens store in headless Chromium', () => {
           record: await store.getNeuronRecord('old', record.neuron_id.layer_index, record.neuron_id.neuron_index),
           explanations: await store.listExplanations('old', { layer: 0, neuron: 1 }),
         };
-        // The same rows written by v2 code from the start, to compare the back-filled byte count.
+        // The same rows written by v3 code from the start, to compare the recounted byte count.
         const direct = await h.NeurolensStore.open(`${name}-direct`);
         const scan = await direct.createScan({ ...init, id: 'old', status: 'done', progress: 1 });
         await direct.putNeuronRecords(scan.id, [record]);
@@ -241,14 +243,18 @@ run('Neurolens store in headless Chromium', () => {
       { name: db, record: records[3], init: SCAN_INIT },
     );
     const stores = result.freshSchema.stores.map((s) => s.name);
-    expect(stores).toEqual(['checkpoints', 'explanations', 'jobSteps', 'llmCache', 'meanTokens', 'neuronRecords', 'probes', 'scanInputs', 'scans', 'scores', 'simulations']);
-    expect(result.freshSchema.version).toBe(2);
-    expect(result.freshSchema.stores.find((s) => s.name === 'neuronRecords')!.keyPath).toEqual(['scanId', 'layer', 'neuron']);
-    expect(result.freshSchema.stores.find((s) => s.name === 'scans')!.indexes).toEqual([{ name: 'byUpdatedAt', keyPath: 'updatedAt' }]);
+    expect(stores).toEqual(['checkpoints', 'excerpts', 'explanations', 'jobSteps', 'llmCache', 'neuronRecords', 'probes', 'scanInputs', 'scans', 'scores', 'simulations', 'vocabulary']);
+    expect(result.freshSchema.version).toBe(3);
+    const schemaOf = (name: string) => result.freshSchema.stores.find((s) => s.name === name)!;
+    expect(schemaOf('neuronRecords').keyPath).toEqual(['scanId', 'layer', 'neuron']);
+    expect(schemaOf('excerpts')).toEqual({ name: 'excerpts', keyPath: ['scanId', 'index'], indexes: [{ name: 'byHash', keyPath: ['scanId', 'hash'] }] });
+    expect(schemaOf('vocabulary')).toEqual({ name: 'vocabulary', keyPath: ['scanId', 'firstId'], indexes: [] });
+    expect(schemaOf('probes').indexes).toEqual([{ name: 'byScan', keyPath: 'scanId' }]);
+    expect(schemaOf('scans').indexes).toEqual([{ name: 'byUpdatedAt', keyPath: 'updatedAt' }]);
     expect(result.v1Schema).toEqual({ version: 1, scanIndexes: [] });
-    // Upgraded step by step (1 → 2) or created at once (0 → 2): the same schema.
+    // Upgraded step by step (1 → 2 → 3) or created at once (0 → 3): the same schema.
     expect(result.migrated.schema).toEqual(result.freshSchema);
-    expect(result.migrated.version).toBe(2);
+    expect(result.migrated.version).toBe(3);
     // The v2 index orders the listing, most recently updated first.
     expect(result.migrated.listed).toEqual([
       ['new', 'newer', 'paused', 0.5],
@@ -256,21 +262,107 @@ run('Neurolens store in headless Chromium', () => {
     ]);
     expectSameJson(result.migrated.record, records[3]);
     expect(result.migrated.explanations).toEqual([{ layer: 0, neuron: 1, explanation: 'commas', order: 0, createdAt: 1500 }]);
-    // v2 back-fills `bytes` from the rows the scan owns; it matches what v2 code counts as it writes.
+    // The upgrade counts `bytes` from the rows the scan owns; it matches what v3 code counts as it writes.
     expect(result.migrated.old!.bytes).toBeGreaterThan(0);
     expect(Math.abs(result.migrated.old!.bytes - result.directBytes)).toBeLessThanOrEqual(16); // createdAt digits differ
+  });
+
+  it('migrates a v2 store: every record reads back identical, excerpts stored once per scan, mean-token tables dropped', async () => {
+    const result = await inPage(
+      async (h, { name, records, foreign, init }) => {
+        // The old schema (v1 and v2 steps), filled with rows in the old layouts.
+        const v2 = await h.openNeurolensDb(name, { version: 2 });
+        const old = { status: 'done', progress: 1, createdAt: 1000, updatedAt: 1000, bytes: 123 };
+        await v2.put('scans', { id: 'a', ...init, ...old } as never);
+        await v2.put('scans', { id: 'b', ...init, name: 'second', ...old } as never);
+        for (const r of records) await v2.put('neuronRecords', h.legacyRecordRow('a', r, 'float16') as never);
+        for (const r of records.slice(0, 3)) await v2.put('neuronRecords', h.legacyRecordRow('b', r, 'float16') as never);
+        await v2.put('neuronRecords', h.legacyRecordRow('b', foreign, 'float64') as never);
+        const meanTokens = { scanId: 'a', layer: 0, neuron: 2, tokens: [{ tokenId: 3, token: ' x', meanActivation: 1.5, count: 4 }] };
+        await v2.put('meanTokens' as never, meanTokens as never);
+        await v2.put('scanInputs', { scanId: 'a', inputs: { documents: [{ text: 'some text', source: 'x.txt' }] } });
+        await v2.put('explanations', { scanId: 'b', layer: 0, neuron: 1, explanation: 'commas', order: 0, createdAt: 1500 });
+        const oldStores = Array.from(v2.objectStoreNames);
+        v2.close();
+
+        const store = await h.NeurolensStore.open(name);
+        const dump = await h.dumpDb(name);
+        const ids = async (scanId: string) => store.listNeuronIds(scanId);
+        const out = {
+          oldStores,
+          version: store.version,
+          stores: Object.keys(dump),
+          a: await store.getNeuronRecords('a', await ids('a')),
+          b: await store.getNeuronRecords('b', await ids('b')),
+          aJsonl: await h.importExport.exportNeuronRecordsJsonl(store, 'a'),
+          encodings: await Promise.all((await ids('b')).map(async (n) => (await store.getNeuronRecordEntry('b', n.layer, n.neuron))!.encoding)),
+          excerpts: (dump.excerpts as { scanId: string; index: number }[]).map((e) => [e.scanId, e.index]),
+          vocabulary: (dump.vocabulary as { scanId: string; tokens: string[] }[]).map((v) => [v.scanId, v.tokens.length]),
+          recordRowsHaveTokens: JSON.stringify(dump.neuronRecords).includes('"tokens"'),
+          explanations: await store.listExplanations('b', { layer: 0, neuron: 1 }),
+          inputs: await store.getScanInputs('a'),
+          bytes: [(await store.getScan('a'))!.bytes, (await store.getScan('b'))!.bytes],
+        };
+        store.close();
+
+        // A damaged old row (values missing) makes the upgrade fail as a whole: the database stays v2, untouched.
+        const broken = await h.openNeurolensDb(`${name}-broken`, { version: 2 });
+        await broken.put('scans', { id: 'a', ...init, ...old } as never);
+        await broken.put('neuronRecords', h.legacyRecordRow('a', records[0], 'float16') as never);
+        const bad = h.legacyRecordRow('a', records[1], 'float16');
+        await broken.put('neuronRecords', { ...bad, activations: bad.activations.subarray(1) } as never);
+        broken.close();
+        const before = await h.dumpDb(`${name}-broken`);
+        const failed = await h.errorOf(() => h.NeurolensStore.open(`${name}-broken`));
+        const after = await h.dumpDb(`${name}-broken`);
+        const reopened = await h.openDB(`${name}-broken`);
+        const brokenVersion = reopened.version;
+        reopened.close();
+        return { ...out, failed, brokenUntouched: JSON.stringify(before) === JSON.stringify(after), brokenVersion };
+      },
+      { name: db, records, foreign: FOREIGN_RECORD, init: SCAN_INIT },
+    );
+    expect(result.oldStores).toContain('meanTokens');
+    expect(result.version).toBe(3);
+    expect(result.stores).not.toContain('meanTokens');
+    // Identical records, scan by scan; the scan's own float16 and the import's float64 kept as they were.
+    expectSameJson(result.a, records);
+    expectSameJson(result.b, [...records.slice(0, 3), FOREIGN_RECORD]);
+    expect(result.aJsonl).toBe(recordsJsonl);
+    expect(result.encodings).toEqual(['float16', 'float16', 'float16', 'float64']);
+    // Each scan stores each distinct excerpt once, numbered from 0; record rows hold no token strings.
+    const distinct = (list: NeuronRecord[]) => new Set(list.flatMap((r) => allExcerptsOf(r).map((e) => JSON.stringify(e.tokens))));
+    const countOf = (scanId: string) => result.excerpts.filter(([s]) => s === scanId).length;
+    expect(countOf('a')).toBe(distinct(records).size);
+    expect(countOf('b')).toBe(distinct([...records.slice(0, 3), FOREIGN_RECORD as NeuronRecord]).size);
+    expect(countOf('a')).toBeLessThan(records.reduce((n, r) => n + allExcerptsOf(r).length, 0));
+    expect(result.excerpts.filter(([s]) => s === 'a').map(([, i]) => i)).toEqual(Array.from({ length: countOf('a') }, (_, i) => i));
+    const tokensOf = (list: NeuronRecord[]) => new Set(list.flatMap((r) => allExcerptsOf(r).flatMap((e) => e.tokens))).size;
+    expect(result.vocabulary).toEqual([
+      ['a', tokensOf(records)],
+      ['b', tokensOf([...records.slice(0, 3), FOREIGN_RECORD as NeuronRecord])],
+    ]);
+    expect(result.recordRowsHaveTokens).toBe(false);
+    expect(result.explanations).toEqual([{ layer: 0, neuron: 1, explanation: 'commas', order: 0, createdAt: 1500 }]);
+    expect(result.inputs).toEqual({ documents: [{ text: 'some text', source: 'x.txt' }] });
+    expect(result.bytes[0]).toBeGreaterThan(1000); // counted again from the new rows (it said 123)
+    expect(result.bytes[1]).toBeGreaterThan(500);
+    expect(result.failed).toMatchObject({ isStoreError: true });
+    expect(result.failed!.message).toMatch(new RegExp(`^cannot open the Neurolens database "${db}-broken": AbortError: `));
+    expect(result.brokenUntouched).toBe(true);
+    expect(result.brokenVersion).toBe(2);
   });
 
   it('refuses a database written by a newer schema version, and a store closed by an upgrade elsewhere', async () => {
     const result = await inPage(
       async (h, name) => {
-        const future = await h.openDB(name, 3, { upgrade: (d) => void d.createObjectStore('scans', { keyPath: 'id' }) });
+        const future = await h.openDB(name, 4, { upgrade: (d) => void d.createObjectStore('scans', { keyPath: 'id' }) });
         future.close();
         const newer = await h.errorOf(() => h.NeurolensStore.open(name));
         const other = `${name}-b`;
         const store = await h.NeurolensStore.open(other);
         // Another tab opening a higher version makes this connection step aside.
-        const upgrader = await h.openDB(other, 3);
+        const upgrader = await h.openDB(other, 4);
         upgrader.close();
         const afterUpgrade = await h.errorOf(() => store.listScans());
         // A connection to an older version that never lets go (no versionchange handler): give up, clearly.
@@ -302,7 +394,7 @@ run('Neurolens store in headless Chromium', () => {
     );
     expect(result.newer).toMatchObject({
       isStoreError: true,
-      message: `the Neurolens database "${db}" was written by a newer version of Neurolens (this one reads schema version 2); update the app`,
+      message: `the Neurolens database "${db}" was written by a newer version of Neurolens (this one reads schema version 3); update the app`,
     });
     expect(result.blocked).toMatchObject({
       isStoreError: true,
@@ -310,7 +402,7 @@ run('Neurolens store in headless Chromium', () => {
     });
     expect(result.waited).toBeGreaterThanOrEqual(290);
     expect(result.waited).toBeLessThan(5000);
-    expect(result.laterVersion).toBe(2);
+    expect(result.laterVersion).toBe(3);
     expect(result.failedUpgrade).toMatchObject({ isStoreError: true });
     expect(result.failedUpgrade!.message).toMatch(new RegExp(`^cannot open the Neurolens database "${db}-f": AbortError: `));
     expect(result.afterFailure).toEqual({ version: 1, stores: ['scans'], rows: [{ id: 'x', name: 'kept' }] });
@@ -419,6 +511,73 @@ run('Neurolens store in headless Chromium', () => {
     expect(result.usage.quotaBytes).toBeGreaterThan(result.usage.usedBytes!);
   });
 
+  it('records refer to excerpts stored once per scan, across writes; record rows hold no token strings', async () => {
+    const result = await inPage(
+      async (h, { name, records, init }) => {
+        const store = await h.NeurolensStore.open(name);
+        const scan = await store.createScan({ ...init });
+        const rows = async () => {
+          const dump = await h.dumpDb(name);
+          const of = (rows: unknown[], scanId: string) => (rows as { scanId: string }[]).filter((r) => r.scanId === scanId);
+          return {
+            excerpts: of(dump.excerpts, scan.id).length,
+            vocabulary: (of(dump.vocabulary, scan.id) as unknown as { firstId: number; tokens: string[] }[]).map((v) => [v.firstId, v.tokens.length]),
+            records: of(dump.neuronRecords, scan.id).length,
+          };
+        };
+        await store.putNeuronRecords(scan.id, records.slice(0, 5));
+        const first = await rows();
+        await store.putNeuronRecords(scan.id, records.slice(5));
+        const second = await rows();
+        await store.putNeuronRecords(scan.id, records); // replaces every record: no excerpt is new
+        const again = await rows();
+        const other = await store.createScan({ ...init, name: 'other' });
+        await store.putNeuronRecords(other.id, records.slice(0, 1));
+        const dump = await h.dumpDb(name);
+        const back = await store.getNeuronRecords(scan.id, await store.listNeuronIds(scan.id));
+        const excerptRow = dump.excerpts[0] as { tokenIds: { type: string } };
+        // The same records in the v1/v2 layout (token strings in every record), for the size comparison.
+        const legacyBytes = records.reduce((n, r) => n + h.approximateBytes(h.legacyRecordRow(scan.id, r, 'float16')), 0);
+        const stored = (await store.getScan(scan.id))!.bytes;
+        store.close();
+        return {
+          first,
+          second,
+          again,
+          otherExcerpts: (dump.excerpts as { scanId: string }[]).filter((r) => r.scanId === other.id).length,
+          back,
+          tokenIdsType: excerptRow.tokenIds.type,
+          recordRowsHaveTokens: JSON.stringify(dump.neuronRecords).includes('"tokens"'),
+          legacyBytes,
+          stored,
+        };
+      },
+      { name: db, records, init: SCAN_INIT },
+    );
+    const excerptsOf = (list: NeuronRecord[]) => new Set(list.flatMap((r) => allExcerptsOf(r).map((e) => JSON.stringify(e.tokens))));
+    const stringsOf = (list: NeuronRecord[]) => new Set(list.flatMap((r) => allExcerptsOf(r).flatMap((e) => e.tokens)));
+    const listed = records.reduce((n, r) => n + allExcerptsOf(r).length, 0);
+    expect(result.first).toEqual({ excerpts: excerptsOf(records.slice(0, 5)).size, vocabulary: [[0, stringsOf(records.slice(0, 5)).size]], records: 5 });
+    // The second write adds only excerpts (and strings) the first did not bring.
+    const allStrings = stringsOf(records).size;
+    const firstStrings = stringsOf(records.slice(0, 5)).size;
+    expect(result.second).toEqual({
+      excerpts: excerptsOf(records).size,
+      vocabulary: allStrings > firstStrings ? [[0, firstStrings], [firstStrings, allStrings - firstStrings]] : [[0, firstStrings]],
+      records: 10,
+    });
+    expect(result.second.excerpts).toBeLessThan(listed / 2); // the random sample alone is shown by every record
+    expect(result.again).toEqual(result.second);
+    expect(result.otherExcerpts).toBe(excerptsOf(records.slice(0, 1)).size); // each scan has its own table
+    expectSameJson(result.back, records);
+    expect(result.tokenIdsType).toBe('Uint8Array'); // 12 distinct strings: ids fit in a byte
+    expect(result.recordRowsHaveTokens).toBe(false);
+    // Toy excerpts are 10 tokens long, so each record's own fields weigh more than in a real scan
+    // (where the store-size bench measures the sizes); without shared excerpts this would exceed the v2 layout.
+    console.log(`10 toy records: ${result.stored} bytes stored (excerpts, vocabulary, records), ${result.legacyBytes} in the v2 layout`);
+    expect(result.stored).toBeLessThan(0.6 * result.legacyBytes);
+  });
+
   it('paper formats round trip: foreign records (float64, -0, no dataclass_name, unknown fields) and simulation results', async () => {
     // Written as a Python tool would (-0.0 kept; JSON.stringify would write 0), pretty-printed.
     const recordText = `${serializeNeuronRecord(FOREIGN_RECORD as NeuronRecord, { indent: 2, addDataclassNames: false })}\n`;
@@ -517,11 +676,14 @@ run('Neurolens store in headless Chromium', () => {
     const changed = records.slice(0, 4).map((r) => ({ ...r, mean: 123.5 }));
     const result = await inPage(
       async (h, { name, records, broken, changed }) => {
-        let failAt = 0;
+        // Fault injection: every put of a write transaction is logged; `failWhen` picks the one that throws.
+        let puts: string[] = [];
+        let failWhen: ((storeName: string) => boolean) | undefined;
         let failWith: () => Error = () => new Error('injected failure');
         const store = await h.NeurolensStore.open(name, {
-          afterPut: (_store, count) => {
-            if (failAt && count === failAt) throw failWith();
+          afterPut: (storeName) => {
+            puts.push(storeName);
+            if (failWhen?.(storeName)) throw failWith();
           },
           estimate: async () => ({ usage: 52_428_800, quota: 62_914_560 }),
         });
@@ -529,20 +691,30 @@ run('Neurolens store in headless Chromium', () => {
         await store.putNeuronRecords(scan.id, records.slice(0, 3));
         const before = await h.dumpDb(name);
         const outcomes: Record<string, unknown> = {};
-        outcomes.validation = await h.errorOf(() => store.putNeuronRecords(scan.id, [records[5], records[6], broken, records[7]]));
-        outcomes.twice = await h.errorOf(() => store.putNeuronRecords(scan.id, [records[5], records[5]]));
-        failAt = 3; // the third put of the transaction: two changed records are already written in it
-        outcomes.abort = await h.errorOf(() => store.putNeuronRecords(scan.id, changed));
+        const logs: Record<string, string[]> = {};
+        const attempt = async (label: string, action: () => Promise<unknown>) => {
+          puts = [];
+          outcomes[label] = await h.errorOf(action);
+          logs[label] = puts;
+        };
+        await attempt('validation', () => store.putNeuronRecords(scan.id, [records[5], records[6], broken, records[7]]));
+        await attempt('twice', () => store.putNeuronRecords(scan.id, [records[5], records[5]]));
+        const nthRecord = (n: number) => (storeName: string) => storeName === 'neuronRecords' && puts.filter((p) => p === storeName).length === n;
+        failWhen = nthRecord(3); // two changed records are already written in the transaction
+        await attempt('abort', () => store.putNeuronRecords(scan.id, changed));
+        failWhen = nthRecord(1); // new records: their new excerpts are already written in the transaction
+        await attempt('abortAfterExcerpts', () => store.putNeuronRecords(scan.id, records.slice(5)));
+        failWhen = nthRecord(3);
         failWith = () => new DOMException('simulated: the quota has been exceeded', 'QuotaExceededError');
-        outcomes.quota = await h.errorOf(() => store.putNeuronRecords(scan.id, changed));
-        failAt = 1;
-        outcomes.quotaOnCache = await h.errorOf(() => store.responseCache().set('k', { choices: [] } as never));
-        failAt = 0;
+        await attempt('quota', () => store.putNeuronRecords(scan.id, changed));
+        failWhen = () => true;
+        await attempt('quotaOnCache', () => store.responseCache().set('k', { choices: [] } as never));
+        failWhen = undefined;
         const after = await h.dumpDb(name);
         await store.putNeuronRecords(scan.id, changed);
         const mean = (await store.getNeuronRecord(scan.id, changed[3].neuron_id.layer_index, changed[3].neuron_id.neuron_index))?.mean;
         store.close();
-        return { outcomes, before, after, mean };
+        return { outcomes, logs, before, after, mean };
       },
       { name: db, records, broken, changed },
     );
@@ -552,6 +724,10 @@ run('Neurolens store in headless Chromium', () => {
     });
     expect(result.outcomes.twice).toMatchObject({ name: 'FormatError', message: '[1].neuron_id: a second record of neuron 1:0' });
     expect(result.outcomes.abort).toMatchObject({ name: 'Error', message: 'injected failure' });
+    expect(result.outcomes.abortAfterExcerpts).toMatchObject({ name: 'Error', message: 'injected failure' });
+    expect(result.logs.abortAfterExcerpts.filter((p) => p === 'excerpts').length).toBeGreaterThan(0);
+    expect(result.logs.abortAfterExcerpts.at(-1)).toBe('neuronRecords');
+    expect(result.logs.validation).toEqual([]); // refused before any transaction
     expect(result.outcomes.quota).toMatchObject({
       isStorageFull: true,
       isStoreError: true,
@@ -590,9 +766,10 @@ run('Neurolens store in headless Chromium', () => {
               variance: null,
               skewness: null,
               kurtosis: null,
+              // Each record brings a new excerpt and 40 new token strings: the failing write holds excerpt rows too.
               most_positive_activation_records: Array.from({ length: excerpts }, () => {
                 const activations = Array.from({ length: 500 }, () => random() * 10 - 5);
-                return { tokens: activations.map(() => 't'), activations };
+                return { tokens: activations.map((_, k) => `w${neuron}:${k % 40}`), activations };
               }),
             };
           }
@@ -601,8 +778,9 @@ run('Neurolens store in headless Chromium', () => {
           const error = await h.errorOf(() => store.putNeuronRecords(scan.id, Array.from({ length: 40 }, (_, n) => recordOf(n, 50))));
           const after = await h.dumpDb(name);
           const ids = await store.listNeuronIds(scan.id);
+          const rows = { excerpts: after.excerpts.length, vocabulary: (after.vocabulary as { tokens: string[] }[]).reduce((n, v) => n + v.tokens.length, 0) };
           store.close();
-          return { small, error, same: JSON.stringify(before) === JSON.stringify(after), ids };
+          return { small, error, same: JSON.stringify(before) === JSON.stringify(after), ids, rows };
         },
         { name: db },
         quotaPage,
@@ -612,6 +790,7 @@ run('Neurolens store in headless Chromium', () => {
       expect(result.error!.message).toMatch(/^browser storage is full: \d+\.\d MB used of \d+\.\d MB; delete a dataset or export it first$/);
       expect(result.same).toBe(true);
       expect(result.ids).toEqual([{ layer: 0, neuron: 0 }]);
+      expect(result.rows).toEqual({ excerpts: 1, vocabulary: 40 }); // only the first write's excerpt and strings
       await cdp.send('Storage.overrideQuotaForOrigin', { origin });
     } finally {
       await context.close();
@@ -638,7 +817,6 @@ run('Neurolens store in headless Chromium', () => {
           const scan = await store.createScan({ ...init, name: label });
           ids.push(scan.id);
           await store.putNeuronRecords(scan.id, records);
-          await store.putMeanTokens(scan.id, [{ layer: 0, neuron: 2, tokens: [{ tokenId: 3, token: ' x', meanActivation: 1.5, count: 4 }] }]);
           await store.saveCheckpoint(scan.id, { fingerprint: 'f', excerptsDone: 3, state: [new ArrayBuffer(64)] });
           await store.putPipelineResult(scan.id, pipeline as never, 'gpt-test');
           await store.putProbe({ scanId: scan.id, text: 'hi there', tokens: ['hi', ' there'], dMlp: 2, layers: [{ layer: 0, data: new Float32Array([1, 2, 3, 4]) }] });
@@ -676,6 +854,10 @@ run('Neurolens store in headless Chromium', () => {
       expect(owners, storeName).not.toContain(doomed);
     }
     expect(result.owners.neuronRecords).toHaveLength(records.length);
+    // The kept scan's excerpt table is whole; the deleted one's is gone (checked above for every store).
+    const distinctExcerpts = new Set(records.flatMap((r) => allExcerptsOf(r).map((e) => JSON.stringify(e.tokens)))).size;
+    expect(result.owners.excerpts).toEqual(Array(distinctExcerpts).fill(kept));
+    expect(result.owners.vocabulary).toEqual([kept]);
     expect(result.owners.explanations).toEqual([kept, kept]);
     expect(result.owners.simulations).toEqual([kept, kept]);
     expect(result.owners.scores).toEqual([kept, kept]);
@@ -706,20 +888,35 @@ run('Neurolens store in headless Chromium', () => {
         await store.putNeuronRecords(scan.id, [...records, foreign as never]);
         await store.putPipelineResult(scan.id, pipeline as never, 'explainer-x');
         await store.putExplanations(scan.id, { layer: 0, neuron: 0 }, ['unscored idea'], 'explainer-x');
-        await store.putMeanTokens(scan.id, [{ layer: 1, neuron: 4, tokens: [{ tokenId: 9, token: '😀', meanActivation: 2.5, count: 2 }] }]);
         const blob = await h.importExport.exportScanBundle(store, scan.id);
         const bytes = Array.from(new Uint8Array(await blob.arrayBuffer()));
         const imported = await h.importExport.importScanBundle(store, blob);
+        // A bundle from before the mean-token table was dropped: its mean_tokens items are checked and left out.
+        const lines = (await new Response(blob.stream().pipeThrough(new DecompressionStream('gzip'))).text()).trimEnd().split('\n');
+        const header = JSON.parse(lines[0]);
+        const withTable = [
+          JSON.stringify({ ...header, counts: { ...header.counts, mean_tokens: 1 } }),
+          ...lines.slice(1),
+          JSON.stringify({ type: 'mean_tokens', value: { layer: 1, neuron: 4, tokens: [{ tokenId: 9, token: '😀', meanActivation: 2.5, count: 2 }] } }),
+        ].join('\n');
+        const older = await h.importExport.importScanBundle(store, new TextEncoder().encode(withTable));
         const id = imported.scan.id;
         const collect = async (scanId: string) => ({
           records: await h.importExport.exportNeuronRecordsJsonl(store, scanId),
           results: await h.importExport.exportSimulationResultsJsonl(store, scanId),
           explanations: (await Promise.all([{ layer: 0, neuron: 0 }, { layer: 1, neuron: 4 }].map((n) => store.listExplanations(scanId, n)))).flat(),
           scores: await store.listScores(scanId),
-          meanTokens: await store.listMeanTokens(scanId),
           encodings: await Promise.all((await store.listNeuronIds(scanId)).map(async (n) => (await store.getNeuronRecordEntry(scanId, n.layer, n.neuron))!.encoding)),
         });
-        const out = { scan: await store.getScan(scan.id), imported, original: await collect(scan.id), copy: await collect(id), bytes, type: blob.type };
+        const out = {
+          scan: await store.getScan(scan.id),
+          imported,
+          original: await collect(scan.id),
+          copy: await collect(id),
+          older: { records: older.neuronRecords, collected: await collect(older.scan.id) },
+          bytes,
+          type: blob.type,
+        };
         store.close();
         return out;
       },
@@ -746,7 +943,8 @@ run('Neurolens store in headless Chromium', () => {
       ['b', 1, 'explainer-x'],
     ]);
     expect(copy.scores).toEqual(original.scores);
-    expect(copy.meanTokens).toEqual(original.meanTokens);
+    expect(result.older.records).toBe(records.length + 1);
+    expect(result.older.collected).toEqual(original);
     expect(imported.scan.bytes).toBeGreaterThan(0);
     expect(Math.abs(imported.scan.bytes - scan!.bytes) / scan!.bytes).toBeLessThan(0.01);
 
@@ -759,7 +957,7 @@ run('Neurolens store in headless Chromium', () => {
       format: 'neurolens-scan-bundle',
       version: 1,
       scan: { ...SCAN_INIT, status: 'done' },
-      counts: { neuron_record: 11, simulation_results: 1, explanation: 3, explanation_scores: 1, mean_tokens: 1 },
+      counts: { neuron_record: 11, simulation_results: 1, explanation: 3, explanation_scores: 1, mean_tokens: 0 },
     });
     const firstRecord = JSON.parse(lines[1]);
     expect(firstRecord.type).toBe('neuron_record');

@@ -1,7 +1,8 @@
 /**
  * The store's pure parts in Node: the float16 codec (against an exhaustive nearest-value oracle
- * built from the project's independent float16 decoder), record compaction, and the scan bundle
- * (gzip JSON Lines) both ways, including refusals of damaged and foreign files.
+ * built from the project's independent float16 decoder) and its entropy coding, record
+ * compaction against an excerpt table, and the scan bundle (gzip JSON Lines) both ways,
+ * including refusals of damaged and foreign files.
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +29,8 @@ import {
   unpackValues,
 } from '../src/lib/store/compact-activations.ts';
 import { compactNeuronRecord, expandNeuronRecord } from '../src/lib/store/compact-record.ts';
+import { ExcerptTable, excerptHash, narrowIndices } from '../src/lib/store/excerpt-table.ts';
+import { decodeFloat16Stream, encodeFloat16Stream } from '../src/lib/store/float16-coding.ts';
 import { BundleError } from '../src/lib/store/store-errors.ts';
 import type { ScanMeta } from '../src/lib/store/store-types.ts';
 
@@ -220,22 +223,38 @@ function expectSameJson(actual: unknown, expected: unknown, path = ''): void {
   expect(actual, path).toBe(expected);
 }
 
+/** The token strings of a table's excerpts, to expand records compacted against it. */
+const tokensIn = (table: ExcerptTable) => (e: number) => table.tokens(e);
+
+/** Every ActivationRecord of a record, in packing order. */
+const allExcerpts = (r: NeuronRecord) => [r.random_sample, ...(r.random_sample_by_quantile ?? []), r.most_positive_activation_records].flat();
+
 describe('record compaction', () => {
   it('lossless: expand(compact(r)) deep-equals r, unknown fields and -0 included, in the widest needed encoding', () => {
     const record = handMadeRecord();
-    const compact = compactNeuronRecord(record, 'lossless');
+    const table = new ExcerptTable();
+    const compact = compactNeuronRecord(record, table, 'lossless');
     expect(compact.encoding).toBe('float64'); // 0.1 and 1e-300 need float64
     expect(compact.activations).toBeInstanceOf(Float64Array);
     expect(compact.activations.length).toBe(6);
-    expectSameJson(expandNeuronRecord(compact), record);
+    // Four excerpts, each once in the table; the record keeps their indices in packing order.
+    expect(table.size).toBe(4);
+    expect(Array.from(compact.excerpts)).toEqual([0, 1, 2, 3]);
+    expect(table.vocabulary).toEqual(['a', 'b', 'c', 'x', 'y', 'z']);
+    // Three of four ActivationRecords carry dataclass_name: the one without is listed apart.
+    expect(compact.named).toBe(true);
+    expect(compact.excerptFields).toEqual([[1, {}]]);
+    expectSameJson(expandNeuronRecord(compact, tokensIn(table)), record);
     expect(record.random_sample[0].activations).toEqual([-0, 0.1]); // the input is not modified
   });
 
   it('float16 rounds every activation (within the bound) and leaves everything else as it was', () => {
     const record = handMadeRecord();
-    const compact = compactNeuronRecord(record, 'float16');
-    expect(compact.activations).toBeInstanceOf(Uint16Array);
-    const back = expandNeuronRecord(compact);
+    const table = new ExcerptTable();
+    const compact = compactNeuronRecord(record, table, 'float16');
+    expect(compact.encoding).toBe('float16');
+    expect(compact.activations).toBeInstanceOf(Uint16Array); // 6 values: a coded stream's 37-byte header would not pay
+    const back = expandNeuronRecord(compact, tokensIn(table));
     expect(back.random_sample[0].activations).toEqual([-0, roundToFloat16(0.1)]);
     expect(Math.abs(back.random_sample[0].activations[1] - 0.1) / 0.1).toBeLessThanOrEqual(2 ** -11);
     expect(back.random_sample_by_quantile![0][0].activations).toEqual([0]); // 1e-300 underflows to +0
@@ -246,35 +265,160 @@ describe('record compaction', () => {
     expect((back as unknown as { custom_field: unknown }).custom_field).toEqual({ nested: [1, 2] });
   });
 
+  it('keeps unusual ActivationRecord fields: unknown keys, a missing or mostly missing dataclass_name', () => {
+    const record = handMadeRecord();
+    (record.random_sample[0] as unknown as Record<string, unknown>).source = 'doc 7';
+    for (const r of [record.random_sample_by_quantile![0][0], record.most_positive_activation_records[0]]) delete r.dataclass_name;
+    const table = new ExcerptTable();
+    const compact = compactNeuronRecord(record, table);
+    expect(compact.named).toBe(false); // one of four is named
+    expect(compact.excerptFields).toEqual([[0, { dataclass_name: 'ActivationRecord', source: 'doc 7' }]]);
+    expectSameJson(expandNeuronRecord(compact, tokensIn(table)), record);
+  });
+
   it('refuses NaN and out-of-range values with the neuron and position in the message', () => {
     const record = handMadeRecord();
     record.most_positive_activation_records[0].activations[1] = NaN;
-    expect(() => compactNeuronRecord(record, 'lossless')).toThrow(
+    expect(() => compactNeuronRecord(record, new ExcerptTable(), 'lossless')).toThrow(
       new StoreCodecError('neuron 3:17 most_positive_activation_records[0].activations[1]: expected a finite number, got NaN'),
     );
     const big = handMadeRecord();
     big.random_sample[0].activations[0] = 1e6;
-    expect(() => compactNeuronRecord(big, 'float16')).toThrow(new StoreCodecError('neuron 3:17 random_sample[0].activations[0]: 1000000 is outside the float16 range (±65504)'));
-    expect(compactNeuronRecord(big, 'lossless').encoding).toBe('float64');
+    expect(() => compactNeuronRecord(big, new ExcerptTable(), 'float16')).toThrow(
+      new StoreCodecError('neuron 3:17 random_sample[0].activations[0]: 1000000 is outside the float16 range (±65504)'),
+    );
+    expect(compactNeuronRecord(big, new ExcerptTable(), 'lossless').encoding).toBe('float64');
   });
 
   it('refuses a damaged stored form', () => {
-    const compact = compactNeuronRecord(handMadeRecord(), 'lossless');
-    expect(() => expandNeuronRecord({ ...compact, activations: compact.activations.subarray(0, 4) })).toThrow(StoreCodecError);
-    expect(() => expandNeuronRecord({ ...compact, encoding: 'float16' })).toThrow(/says float16 but holds float64/);
+    const table = new ExcerptTable();
+    const compact = compactNeuronRecord(handMadeRecord(), table, 'lossless');
+    const tokens = tokensIn(table);
+    expect(() => expandNeuronRecord({ ...compact, activations: (compact.activations as Float64Array).subarray(0, 4) }, tokens)).toThrow(StoreCodecError);
+    expect(() => expandNeuronRecord({ ...compact, encoding: 'float16' }, tokens)).toThrow(/says float16 but holds float64/);
+    expect(() => expandNeuronRecord({ ...compact, excerpts: compact.excerpts.subarray(1) }, tokens)).toThrow(/3 excerpts for 4 places/);
+    expect(() => expandNeuronRecord({ ...compact, rows: Uint16Array.of(0, 2, 1, 3) }, tokens)).toThrow(/refers to row 2 of 1/);
   });
 
-  it('records built by the scan are float16 already: stored at 2 bytes per value with no loss', async () => {
+  it('shares excerpts: between records through the table, within a record when an excerpt repeats with the same values', () => {
+    const shared = { dataclass_name: 'ActivationRecord' as const, tokens: [' the', ' cat', ' sat'], activations: [0.5, 1.5, -0] };
+    const recordOf = (neuron: number, top: number[]): NeuronRecord => ({
+      neuron_id: { layer_index: 0, neuron_index: neuron },
+      random_sample: [{ ...shared, activations: [neuron, 0.25, 0.5] }],
+      random_sample_by_quantile: [[{ ...shared, tokens: [' a', ' dog'], activations: [1, 2] }]],
+      quantile_boundaries: [null, 1, null],
+      mean: 0,
+      variance: 1,
+      skewness: 0,
+      kurtosis: 3,
+      // The same excerpt as the random sample: same values for neuron 2 (one row), others for neuron 1.
+      most_positive_activation_records: [{ ...shared, activations: top }],
+    });
+    const a = recordOf(1, [4, 4.5, 5]);
+    const b = recordOf(2, [2, 0.25, 0.5]);
+    const table = new ExcerptTable();
+    const [ca, cb] = [compactNeuronRecord(a, table), compactNeuronRecord(b, table)];
+    expect(table.size).toBe(2); // ' the cat sat' and ' a dog', once each for both records
+    expect(table.vocabulary).toEqual([' the', ' cat', ' sat', ' a', ' dog']);
+    expect(Array.from(ca.excerpts)).toEqual([0, 1, 0]);
+    expect(Array.from(cb.excerpts)).toEqual([0, 1, 0]);
+    expect(ca.rows).toBeUndefined(); // three different rows: 8 values
+    expect(cb.rows && Array.from(cb.rows)).toEqual([0, 1, 0]); // the top excerpt reuses row 0: 5 values
+    const values = (c: typeof ca) => (c.activations instanceof Uint8Array ? decodeFloat16Stream(c.activations).length : c.activations.length);
+    expect([values(ca), values(cb)]).toEqual([8, 5]);
+    expectSameJson(expandNeuronRecord(ca, tokensIn(table)), a);
+    expectSameJson(expandNeuronRecord(cb, tokensIn(table)), b);
+    // -0 and 0 are different values: no sharing then.
+    const c = recordOf(3, [3, 0.25, 0.5]);
+    c.most_positive_activation_records[0].activations = [3, 0.25, 0.5];
+    c.random_sample[0].activations = [3, 0.25, -0];
+    expect(compactNeuronRecord(c, table).rows).toBeUndefined();
+  });
+
+  it('records built by the scan are float16 already: no loss, entropy-coded below 2 bytes per value', async () => {
     const records = await scanBuiltRecords();
     expect(records).toHaveLength(2);
+    const table = new ExcerptTable();
     for (const record of records) {
-      const compact = compactNeuronRecord(record, 'lossless');
+      const compact = compactNeuronRecord(record, table, 'lossless');
       expect(compact.encoding).toBe('float16');
-      const values = [record.random_sample, ...(record.random_sample_by_quantile ?? []), record.most_positive_activation_records].flat();
-      expect(compact.activations.length).toBe(values.reduce((n, r) => n + r.activations.length, 0));
-      expect(compact.activations.length).toBeGreaterThan(30);
-      expectSameJson(expandNeuronRecord(compact), record);
+      const values = allExcerpts(record).reduce((n, r) => n + r.activations.length, 0);
+      expect(values).toBeGreaterThan(30);
+      expect(compact.activations.byteLength).toBeLessThan(2 * values);
+      expectSameJson(expandNeuronRecord(compact, tokensIn(table)), record);
     }
+    // Both records show the shared random sample: the table holds fewer excerpts than they list.
+    const listed = records.flatMap((r) => allExcerpts(r).map((e) => e.tokens.join('|')));
+    expect(table.size).toBe(new Set(listed).size);
+    expect(table.size).toBeLessThan(listed.length);
+  });
+});
+
+describe('excerpt table', () => {
+  it('gives one index per distinct token sequence, whether the same array or an equal copy', () => {
+    const table = new ExcerptTable();
+    const tokens = [' a', 'b', ' a'];
+    expect(table.intern(tokens)).toBe(0);
+    expect(table.intern([...tokens])).toBe(0);
+    expect(table.intern([' a', 'b'])).toBe(1);
+    // Token boundaries count: "ab" is not "a" + "b".
+    expect(table.intern(['ab'])).toBe(2);
+    expect(table.intern(['a', 'b'])).toBe(3);
+    expect(table.intern([])).toBe(4);
+    expect(table.tokens(0)).toEqual(tokens);
+    expect(Array.from(table.tokenIds(0))).toEqual([0, 1, 0]);
+    expect(table.vocabulary).toEqual([' a', 'b', 'ab', 'a']);
+    expect(excerptHash(['ab'])).not.toBe(excerptHash(['a', 'b']));
+    expect(table.hash(1)).toBe(excerptHash([' a', 'b']));
+  });
+
+  it('narrows index arrays to the smallest unsigned type that holds them', () => {
+    expect(narrowIndices([0, 255])).toBeInstanceOf(Uint8Array);
+    expect(narrowIndices([0, 256])).toBeInstanceOf(Uint16Array);
+    expect(narrowIndices([0, 65535])).toBeInstanceOf(Uint16Array);
+    expect(narrowIndices([0, 65536])).toBeInstanceOf(Uint32Array);
+    expect(Array.from(narrowIndices([7, 65536]))).toEqual([7, 65536]);
+  });
+});
+
+describe('float16 stream coding', () => {
+  const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+
+  it('gives back every bit pattern exactly (all 65,536, in a shuffled order)', () => {
+    const random = createSeededRandom(11);
+    const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    for (let i = bits.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [bits[i], bits[j]] = [bits[j], bits[i]];
+    }
+    const coded = encodeFloat16Stream(bits);
+    expect(coded.length).toBe(37 + 65536 * 2); // uniform symbols: 6-bit codes + 10-bit mantissas
+    expect(decodeFloat16Stream(coded)).toEqual(bits);
+  });
+
+  it('codes GELU outputs in about 13 bits per value, and handles empty, one-value and one-symbol streams', () => {
+    const random = createSeededRandom(5);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const bits = Uint16Array.from({ length: 6400 }, () => float16Bits(gelu(-1 + gauss())));
+    const coded = encodeFloat16Stream(bits);
+    expect(decodeFloat16Stream(coded)).toEqual(bits);
+    expect(coded.length / bits.length).toBeLessThan(1.7); // vs 2 bytes raw
+    expect(coded.length / bits.length).toBeGreaterThan(1.25); // mantissas stay: 10 bits each
+    for (const edge of [new Uint16Array(0), Uint16Array.of(0x8000), new Uint16Array(999).fill(0x3c00)]) {
+      expect(decodeFloat16Stream(encodeFloat16Stream(edge))).toEqual(edge);
+    }
+  });
+
+  it('refuses damaged streams', () => {
+    const coded = encodeFloat16Stream(Uint16Array.from({ length: 500 }, (_, i) => float16Bits(gelu(i / 100 - 3))));
+    expect(() => decodeFloat16Stream(coded.subarray(0, coded.length - 3))).toThrow(StoreCodecError);
+    expect(() => decodeFloat16Stream(Uint8Array.of(...coded, 0))).toThrow(/bytes left over/);
+    const badTag = coded.slice();
+    badTag[0] = 9;
+    expect(() => decodeFloat16Stream(badTag)).toThrow(/not a coded float16 stream/);
+    const badLengths = coded.slice();
+    badLengths.fill(0x11, 5, 37); // 64 codes of 1 bit: impossible
+    expect(() => decodeFloat16Stream(badLengths)).toThrow(/impossible code lengths/);
   });
 });
 

@@ -55,12 +55,8 @@ export async function runStoredScan(
         const fraction = p.phase === 'scanning' ? 0.9 * (p.excerptsDone / p.excerptsTotal) : 0.9 + 0.1 * (p.recordsDone / Math.max(1, p.recordsTotal));
         void store.updateScan(scanId, { progress: fraction }).catch(() => {});
       },
-      saveRecords: async (records, tables) => {
+      saveRecords: async (records) => {
         await store.putNeuronRecords(scanId, records, { encoding: 'float16' });
-        await store.putMeanTokens(
-          scanId,
-          tables.map((t) => ({ layer: t.layer, neuron: t.neuron, tokens: t.meanTokens.map((m) => ({ ...m, token: model.tokenizer.tokenText(m.tokenId) })) })),
-        );
       },
     });
     await store.updateScan(scanId, { status: 'done', progress: 1 });

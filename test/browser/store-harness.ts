@@ -6,11 +6,13 @@
 import { deleteDB, openDB } from 'idb';
 import { buildNeuronRecords, runScan } from '../../src/lib/activations/scan.ts';
 import { NeuronStatsAccumulator } from '../../src/lib/activations/neuron-stats.ts';
+import type { ActivationRecord, NeuronRecord } from '../../src/lib/activations/records.ts';
 import { serializeJsonl } from '../../src/lib/explain/formats.ts';
 import { approximateBytes } from '../../src/lib/store/approximate-size.ts';
 import * as bundle from '../../src/lib/store/bundle-format.ts';
 import * as activations from '../../src/lib/store/compact-activations.ts';
 import { compactNeuronRecord, expandNeuronRecord } from '../../src/lib/store/compact-record.ts';
+import { ExcerptTable } from '../../src/lib/store/excerpt-table.ts';
 import { DB_VERSION, openNeurolensDb } from '../../src/lib/store/db.ts';
 import * as importExport from '../../src/lib/store/import-export.ts';
 import { NeurolensStore } from '../../src/lib/store/neurolens-store.ts';
@@ -86,6 +88,30 @@ async function errorOf(action: () => unknown): Promise<ReturnType<typeof describ
   }
 }
 
+/**
+ * A record row as schema v1/v2 code wrote it, for migration tests: the whole record with each
+ * ActivationRecord's activations replaced by their count, plus all values packed in one array
+ * (random_sample, quantile bins, most_positive_activation_records). Written here from that
+ * description, apart from the migration's reader (src/lib/store/legacy-record.ts).
+ */
+function legacyRecordRow(scanId: string, record: NeuronRecord, encoding: 'float16' | 'float32' | 'float64') {
+  const counted = (e: ActivationRecord) => ({ ...e, activations: e.activations.length });
+  const lists = [record.random_sample, ...(record.random_sample_by_quantile ?? []), record.most_positive_activation_records];
+  return {
+    scanId,
+    layer: record.neuron_id.layer_index,
+    neuron: record.neuron_id.neuron_index,
+    encoding,
+    skeleton: {
+      ...record,
+      random_sample: record.random_sample.map(counted),
+      random_sample_by_quantile: record.random_sample_by_quantile?.map((bin) => bin.map(counted)) ?? null,
+      most_positive_activation_records: record.most_positive_activation_records.map(counted),
+    },
+    activations: activations.packValues(lists.flat().flatMap((e) => e.activations), encoding),
+  };
+}
+
 const harness = {
   NeurolensStore,
   openNeurolensDb,
@@ -97,6 +123,8 @@ const harness = {
   activations,
   compactNeuronRecord,
   expandNeuronRecord,
+  ExcerptTable,
+  legacyRecordRow,
   approximateBytes,
   runScan,
   buildNeuronRecords,

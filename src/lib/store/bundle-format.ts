@@ -11,6 +11,9 @@
  *   {"type":"explanation_scores","value":{layer, neuron, explanation, scores}}
  *   {"type":"mean_tokens","value":{layer, neuron, tokens:[{tokenId, token?, meanActivation, count}]}}
  *
+ * `mean_tokens` items (the scan's former mean-token tables) are no longer written (their count is
+ * 0); those of older bundles are still checked when read, and then left out of the import.
+ *
  * One item per line keeps both directions streaming (no single string holds the whole scan), and
  * the paper-format items are exactly what the paper's tools read. Numbers are written so that
  * they parse back to the same doubles (-0 included), so a bundle round trip is lossless. The
@@ -31,7 +34,7 @@ import {
 import type { ExplanationScores } from '../explain/pipeline.ts';
 import { scanFromInit } from './scan-meta.ts';
 import { BundleError } from './store-errors.ts';
-import type { MeanTokenTable, NeuronKey, ScanInit, ScanMeta, StoredExplanation } from './store-types.ts';
+import type { NeuronKey, ScanInit, ScanMeta, StoredExplanation } from './store-types.ts';
 
 export const BUNDLE_FORMAT = 'neurolens-scan-bundle';
 export const BUNDLE_VERSION = 1;
@@ -57,12 +60,15 @@ export interface BundleHeader {
 
 export type ExplanationScoresItem = NeuronKey & { explanation: string; scores: ExplanationScores };
 
+/** A mean-token table, as bundles written before the table was dropped hold them (read, not imported). */
+export type MeanTokensItem = NeuronKey & { tokens: { tokenId: number; token?: string; meanActivation: number; count: number }[] };
+
 export type BundleItem =
   | { type: 'neuron_record'; value: NeuronRecord }
   | { type: 'simulation_results'; value: NeuronSimulationResults }
   | { type: 'explanation'; value: StoredExplanation }
   | { type: 'explanation_scores'; value: ExplanationScoresItem }
-  | { type: 'mean_tokens'; value: MeanTokenTable };
+  | { type: 'mean_tokens'; value: MeanTokensItem };
 
 export type BundleSource = Blob | ArrayBuffer | Uint8Array;
 
@@ -224,7 +230,7 @@ export function validateBundleItem(parsed: unknown): BundleItem {
           (t.token === undefined || typeof t.token === 'string');
         if (!ok) throw new FormatError('expected {tokenId, token?, meanActivation, count}', `${path}.tokens[${i}]`);
       });
-      return { type: 'mean_tokens', value: value as unknown as MeanTokenTable };
+      return { type: 'mean_tokens', value: value as unknown as MeanTokensItem };
     }
   }
 }

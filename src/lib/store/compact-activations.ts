@@ -45,12 +45,13 @@ function roundHalfEven(x: number): number {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
-/** floor(log2(a)) for a finite a > 0, exactly (Math.log2 can be off by one near powers of two). */
+/** A double's bits: the exponent is read from them (Math.log2 is slow, and can be off by one near powers of two). */
+const doubleView = new DataView(new ArrayBuffer(8));
+
+/** floor(log2(a)) for a normal double a > 0, exactly: its unbiased exponent. */
 function exponentOf(a: number): number {
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
-  return e;
+  doubleView.setFloat64(0, a);
+  return ((doubleView.getUint16(0) >>> 4) & 0x7ff) - 1023;
 }
 
 /** The float16 bit pattern nearest to `value` (ties to even). Throws on NaN or overflow. */
@@ -141,7 +142,12 @@ export function packValues(values: ArrayLike<number>, encoding: ActivationEncodi
   switch (encoding) {
     case 'float16': {
       const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = float16Bits(values[i], `${where}[${i}]`);
+      let i = 0;
+      try {
+        for (; i < values.length; i++) out[i] = float16Bits(values[i]);
+      } catch {
+        float16Bits(values[i], `${where}[${i}]`); // the same failure, now naming the value (names are built only then: they are slow)
+      }
       return out;
     }
     case 'float32':
@@ -166,11 +172,15 @@ export function encodingOf(data: PackedArray): ActivationEncoding {
   throw new StoreCodecError('stored activations are not a Uint16Array, Float32Array or Float64Array');
 }
 
+/** The value of every float16 bit pattern, built on first use (a lookup is faster than decoding). */
+let float16Values: Float64Array | undefined;
+
 /** Values `start` to `end` of packed data as plain numbers. */
 export function unpackValues(data: PackedArray, start = 0, end = data.length): number[] {
   const out = new Array<number>(end - start);
   if (data instanceof Uint16Array) {
-    for (let i = start; i < end; i++) out[i - start] = float16Value(data[i]);
+    const values = (float16Values ??= Float64Array.from({ length: 0x10000 }, (_, bits) => float16Value(bits)));
+    for (let i = start; i < end; i++) out[i - start] = values[data[i]];
   } else {
     for (let i = start; i < end; i++) out[i - start] = data[i];
   }

@@ -10,30 +10,42 @@
  * - v2: `scans` gets an index on `updatedAt` (recent-first listing) and a per-scan approximate
  *   byte count, `bytes`, computed for existing scans from their stored rows; new store
  *   `scanInputs` (scanId → corpus and settings, to re-run a scan).
+ * - v3: compact records. New stores `excerpts` ([scanId, index], index `byHash` on [scanId, hash])
+ *   and `vocabulary` ([scanId, firstId]) keep each excerpt's tokens once per scan (see
+ *   stored-excerpts.ts); `neuronRecords` rows refer to excerpts (compact-record.ts). Every
+ *   stored record is rewritten in the new layout (read with legacy-record.ts), the `meanTokens`
+ *   store is dropped, and every scan's `bytes` is counted again.
  *
  * Keys: scan-scoped stores are keyed by arrays that start with the scan id ([scanId, layer,
  * neuron, …]), so everything of one scan is one key range (see `scanRange`).
  */
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
 import { approximateBytes } from './approximate-size.ts';
+import { compactNeuronRecord } from './compact-record.ts';
+import { ExcerptTable } from './excerpt-table.ts';
+import { expandLegacyRecord, type LegacyNeuronRecordRow } from './legacy-record.ts';
 import { StoreError } from './store-errors.ts';
+import { storeExcerpts } from './stored-excerpts.ts';
 import type {
   CheckpointRow,
+  ExcerptRow,
   ExplanationRow,
   JobStepRow,
   LlmCacheRow,
-  MeanTokensRow,
   NeuronRecordRow,
   Probe,
   ScanInputsRow,
   ScanMeta,
   ScoreRow,
   SimulationRow,
+  VocabularyRow,
 } from './store-types.ts';
+
+export { prefixRange, scanRange } from './key-ranges.ts';
 
 export const DB_NAME = 'neurolens';
 /** The schema version this code writes. */
-export const DB_VERSION = 2;
+export const DB_VERSION = 3;
 
 type NeuronRowKey = [string, number, number];
 type ExplanationRowKey = [string, number, number, string];
@@ -43,7 +55,8 @@ export interface NeurolensSchema extends DBSchema {
   scanInputs: { key: string; value: ScanInputsRow };
   checkpoints: { key: string; value: CheckpointRow };
   neuronRecords: { key: NeuronRowKey; value: NeuronRecordRow };
-  meanTokens: { key: NeuronRowKey; value: MeanTokensRow };
+  excerpts: { key: [string, number]; value: ExcerptRow; indexes: { byHash: [string, number] } };
+  vocabulary: { key: [string, number]; value: VocabularyRow };
   probes: { key: string; value: Probe; indexes: { byScan: string } };
   explanations: { key: ExplanationRowKey; value: ExplanationRow };
   simulations: { key: ExplanationRowKey; value: SimulationRow };
@@ -57,16 +70,8 @@ export type NeurolensDb = IDBPDatabase<NeurolensSchema>;
 type UpgradeTransaction = IDBPTransaction<NeurolensSchema, StoreName[], 'versionchange'>;
 
 /** Stores whose keys start with a scan id, i.e. whose rows belong to one scan. */
-export const SCAN_KEYED_STORES = ['neuronRecords', 'meanTokens', 'explanations', 'simulations', 'scores'] as const;
+export const SCAN_KEYED_STORES = ['neuronRecords', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores'] as const;
 export type ScanKeyedStore = (typeof SCAN_KEYED_STORES)[number];
-
-/** Every key of a scan-keyed store that starts with `prefix` ([scanId], [scanId, layer, neuron], …). */
-export function prefixRange(prefix: (string | number)[]): IDBKeyRange {
-  // Arrays sort after every number and string, so [...prefix, []] is above any longer key.
-  return IDBKeyRange.bound(prefix, [...prefix, []]);
-}
-
-export const scanRange = (scanId: string): IDBKeyRange => prefixRange([scanId]);
 
 interface UpgradeStep {
   version: number;
@@ -82,7 +87,7 @@ const UPGRADE_STEPS: readonly UpgradeStep[] = [
       db.createObjectStore('scans', { keyPath: 'id' });
       db.createObjectStore('checkpoints', { keyPath: 'scanId' });
       db.createObjectStore('neuronRecords', { keyPath: ['scanId', 'layer', 'neuron'] });
-      db.createObjectStore('meanTokens', { keyPath: ['scanId', 'layer', 'neuron'] });
+      db.createObjectStore('meanTokens' as StoreName, { keyPath: ['scanId', 'layer', 'neuron'] }); // dropped in v3
       const probes = db.createObjectStore('probes', { keyPath: 'id' });
       probes.createIndex('byScan', 'scanId');
       for (const name of ['explanations', 'simulations', 'scores'] as const) {
@@ -95,26 +100,63 @@ const UPGRADE_STEPS: readonly UpgradeStep[] = [
   {
     version: 2,
     async upgrade(db, tx) {
-      const scans = tx.objectStore('scans');
-      scans.createIndex('byUpdatedAt', 'updatedAt');
+      tx.objectStore('scans').createIndex('byUpdatedAt', 'updatedAt');
       db.createObjectStore('scanInputs', { keyPath: 'scanId' });
       // Back-fill the byte count that v2 introduces, from every row the scan owns.
-      const bytes = new Map<string, number>();
-      const add = (scanId: unknown, row: unknown) => {
-        if (typeof scanId === 'string') bytes.set(scanId, (bytes.get(scanId) ?? 0) + approximateBytes(row));
-      };
-      for (const name of [...SCAN_KEYED_STORES, 'checkpoints', 'probes'] as const) {
-        for (let cursor = await tx.objectStore(name).openCursor(); cursor; cursor = await cursor.continue()) {
-          add((cursor.value as { scanId?: unknown }).scanId, cursor.value);
-        }
-      }
-      for (let cursor = await scans.openCursor(); cursor; cursor = await cursor.continue()) {
-        const scan = cursor.value;
-        await cursor.update({ ...scan, bytes: bytes.get(scan.id) ?? 0 });
-      }
+      await countScanBytes(tx, ['neuronRecords', 'meanTokens', 'explanations', 'simulations', 'scores', 'checkpoints', 'probes']);
+    },
+  },
+  {
+    version: 3,
+    async upgrade(db, tx) {
+      db.createObjectStore('excerpts', { keyPath: ['scanId', 'index'] }).createIndex('byHash', ['scanId', 'hash']);
+      db.createObjectStore('vocabulary', { keyPath: ['scanId', 'firstId'] });
+      await compactStoredRecords(tx);
+      db.deleteObjectStore('meanTokens' as StoreName);
+      await countScanBytes(tx, [...SCAN_KEYED_STORES, 'checkpoints', 'probes']);
     },
   },
 ];
+
+/** Sets every scan's `bytes` to the approximate size of its rows in `stores`. */
+async function countScanBytes(tx: UpgradeTransaction, stores: readonly string[]): Promise<void> {
+  const bytes = new Map<string, number>();
+  for (const name of stores) {
+    for (let cursor = await tx.objectStore(name as StoreName).openCursor(); cursor; cursor = await cursor.continue()) {
+      const scanId = (cursor.value as { scanId?: unknown }).scanId;
+      if (typeof scanId === 'string') bytes.set(scanId, (bytes.get(scanId) ?? 0) + approximateBytes(cursor.value));
+    }
+  }
+  const scans = tx.objectStore('scans');
+  for (let cursor = await scans.openCursor(); cursor; cursor = await cursor.continue()) {
+    await cursor.update({ ...cursor.value, bytes: bytes.get(cursor.value.id) ?? 0 });
+  }
+}
+
+/**
+ * Rewrites every v1/v2 record row in the v3 layout, scan by scan: each record is read whole
+ * (legacy-record.ts) and compacted in the encoding it was stored in, so its numbers stay exactly
+ * as they were; the scan's excerpts are stored once after its last row. A row that cannot be
+ * read aborts the upgrade (the database then stays at its old version, untouched).
+ */
+async function compactStoredRecords(tx: UpgradeTransaction): Promise<void> {
+  const finishScan = async (scanId: string, table: ExcerptTable) => {
+    const scanIndex = await storeExcerpts(tx, scanId, table, (name, row) => tx.objectStore(name).put(row as never));
+    // The scan had no stored excerpts, so they are numbered as in the table, which the rows already use.
+    if (scanIndex.some((index, i) => index !== i)) throw new StoreError(`migrating scan ${scanId}: excerpts were numbered differently`);
+  };
+  let current: { scanId: string; table: ExcerptTable } | undefined;
+  for (let cursor = await tx.objectStore('neuronRecords').openCursor(); cursor; cursor = await cursor.continue()) {
+    const legacy = cursor.value as unknown as LegacyNeuronRecordRow;
+    if (current?.scanId !== legacy.scanId) {
+      if (current) await finishScan(current.scanId, current.table);
+      current = { scanId: legacy.scanId, table: new ExcerptTable() };
+    }
+    const compact = compactNeuronRecord(expandLegacyRecord(legacy), current.table, legacy.encoding);
+    await cursor.update({ ...compact, scanId: legacy.scanId });
+  }
+  if (current) await finishScan(current.scanId, current.table);
+}
 
 if (UPGRADE_STEPS[UPGRADE_STEPS.length - 1].version !== DB_VERSION) throw new Error('DB_VERSION does not match the upgrade steps');
 

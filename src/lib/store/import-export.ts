@@ -20,7 +20,8 @@ import {
   serializeNeuronRecord,
 } from '../explain/formats.ts';
 import type { ActivationEncoding } from './compact-activations.ts';
-import { type CompactNeuronRecord, compactNeuronRecord } from './compact-record.ts';
+import { type CompactRecords, compactNeuronRecord, compactRecords } from './compact-record.ts';
+import { ExcerptTable } from './excerpt-table.ts';
 import {
   type BundleHeader,
   type BundleItem,
@@ -158,7 +159,7 @@ export function parsePaperFile(text: string, expect?: PaperKind): ParsedPaperFil
   };
 }
 
-function summarize(scan: ScanMeta, records: readonly CompactNeuronRecord[], results: number): ImportSummary {
+function summarize(scan: ScanMeta, { records }: CompactRecords, results: number): ImportSummary {
   const encodings: Record<ActivationEncoding, number> = { float16: 0, float32: 0, float64: 0 };
   for (const r of records) encodings[r.encoding]++;
   return { scan, neuronRecords: records.length, simulationResults: results, encodings };
@@ -197,7 +198,7 @@ export async function importPaperText(
   options: { expect?: PaperKind } = {},
 ): Promise<ImportSummary> {
   const parsed = parsePaperFile(text, options.expect);
-  const records = parsed.records.map((r) => compactNeuronRecord(r, 'lossless'));
+  const records = compactRecords(parsed.records);
   const storeTarget: ImportTarget = 'newScan' in target ? { newScan: importedScanInit(target.newScan, parsed) } : target;
   const scan = await store.writeImport(storeTarget, { records, simulationResults: parsed.results });
   return summarize(scan, records, parsed.results.length);
@@ -263,20 +264,18 @@ export async function exportScanBundle(store: NeurolensStore, scanId: string): P
   }
   const explanations = await store.listAllExplanations(scanId);
   const scores = await store.listScores(scanId);
-  const meanTokens = await store.listMeanTokens(scanId);
   const counts: Record<BundleItemType, number> = {
     neuron_record: neurons.length,
     simulation_results: results.length,
     explanation: explanations.length,
     explanation_scores: scores.length,
-    mean_tokens: meanTokens.length,
+    mean_tokens: 0,
   };
   async function* items(): AsyncGenerator<BundleItem> {
     for await (const value of recordBatches(store, scanId, neurons)) yield { type: 'neuron_record', value };
     for (const value of explanations) yield { type: 'explanation', value };
     for (const value of results) yield { type: 'simulation_results', value };
     for (const value of scores) yield { type: 'explanation_scores', value };
-    for (const value of meanTokens) yield { type: 'mean_tokens', value };
   }
   return streamToBlob(writeBundle(bundleHeader(scan, counts), items()));
 }
@@ -295,11 +294,17 @@ export interface ReadBundle {
 
 /**
  * Reads and validates a whole bundle without writing anything. Records are compacted as they are
- * read, so memory stays near their stored size rather than their JSON size.
+ * read (their excerpts kept once), so memory stays near their stored size rather than their JSON
+ * size. Mean-token tables of older bundles are checked and left out.
  */
 export async function readScanBundle(source: BundleSource): Promise<ReadBundle> {
   let header: BundleHeader | undefined;
-  const contents: Required<ImportContents> = { records: [], simulationResults: [], explanations: [], scores: [], meanTokens: [] };
+  const contents: Required<ImportContents> = {
+    records: { excerpts: new ExcerptTable(), records: [] },
+    simulationResults: [],
+    explanations: [],
+    scores: [],
+  };
   const firstLine = new Map<string, number>();
   const once = (key: string, line: number, what: string) => {
     const first = firstLine.get(key);
@@ -316,7 +321,7 @@ export async function readScanBundle(source: BundleSource): Promise<ReadBundle> 
       case 'neuron_record': {
         const id = item.value.neuron_id;
         once(`r:${id.layer_index}:${id.neuron_index}`, line, `record of layer ${id.layer_index} neuron ${id.neuron_index}`);
-        contents.records.push(compactNeuronRecord(item.value, 'lossless'));
+        contents.records.records.push(compactNeuronRecord(item.value, contents.records.excerpts, 'lossless'));
         break;
       }
       case 'simulation_results': {
@@ -335,7 +340,6 @@ export async function readScanBundle(source: BundleSource): Promise<ReadBundle> 
         break;
       case 'mean_tokens':
         once(`m:${item.value.layer}:${item.value.neuron}`, line, 'mean-token table of a neuron');
-        contents.meanTokens.push(item.value);
         break;
     }
   }
@@ -464,7 +468,7 @@ export async function importFiles(store: NeurolensStore, files: readonly { name:
   const imported: ImportSummary[] = [];
   if (paperNames.length > 0) {
     const name = paperNames.length === 1 ? baseName(paperNames[0]) : `${baseName(paperNames[0])} and ${paperNames.length - 1} more`;
-    const records = paper.records.map((r) => compactNeuronRecord(r, 'lossless'));
+    const records = compactRecords(paper.records);
     const scan = await store.writeImport({ newScan: importedScanInit({ name }, paper) }, { records, simulationResults: paper.results });
     imported.push(summarize(scan, records, paper.results.length));
   }

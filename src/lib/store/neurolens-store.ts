@@ -19,7 +19,7 @@ import { normalizeChatResponse } from '../llm/chat-response.ts';
 import type { ResponseCache } from '../llm/response-cache.ts';
 import type { ChatResponse } from '../llm/types.ts';
 import type { ActivationEncoding, EncodingChoice } from './compact-activations.ts';
-import { type CompactNeuronRecord, compactNeuronRecord, expandNeuronRecord } from './compact-record.ts';
+import { type CompactRecords, compactRecords, expandNeuronRecord, recordRow } from './compact-record.ts';
 import {
   DB_NAME,
   type NeurolensDb,
@@ -30,13 +30,14 @@ import {
   scanRange,
   type StoreName,
 } from './db.ts';
+import { readExcerptTokens, storeExcerpts } from './stored-excerpts.ts';
 import { checkNeuronKey, checkScanId, checkScanInputs, checkScanPatch, scanFromInit } from './scan-meta.ts';
 import { isQuotaError, StorageFullError, StoreError } from './store-errors.ts';
 import { type AfterPutHook, WriteContext, type WriteTx } from './write-context.ts';
 import type {
   ExplanationRow,
-  MeanTokenTable,
   NeuronKey,
+  NeuronRecordRow,
   Probe,
   ProbeInput,
   ScanInit,
@@ -67,17 +68,22 @@ export interface StorageUsage {
 
 /** What an import writes, already validated (see import-export.ts). */
 export interface ImportContents {
-  records?: CompactNeuronRecord[];
+  records?: CompactRecords;
   simulationResults?: NeuronSimulationResults[];
   explanations?: StoredExplanation[];
   scores?: (NeuronKey & { explanation: string; scores: ExplanationScores })[];
-  meanTokens?: MeanTokenTable[];
 }
 
 /** Import into an existing scan, or into a new one created in the same transaction. */
 export type ImportTarget = { scanId: string } | { newScan: ScanInit };
 
 const neuronRowKey = (scanId: string, { layer, neuron }: NeuronKey): [string, number, number] => [scanId, layer, neuron];
+
+/** A stored record that cannot be read back, as the StoreError to show. */
+function damaged(row: Pick<NeuronRecordRow, 'layer' | 'neuron'> | undefined, error: unknown): StoreError {
+  const which = row ? `the stored record of neuron ${row.layer}:${row.neuron}` : 'a stored record';
+  return new StoreError(`${which} is damaged: ${errorText(error)}`, { cause: error });
+}
 
 function randomId(): string {
   if (typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
@@ -339,35 +345,33 @@ export class NeurolensStore {
   // ---- neuron records ------------------------------------------------------------------------
 
   /**
-   * Stores records (replacing those of the same neurons), all or nothing. Every record is
-   * validated and encoded before the transaction starts. `encoding` defaults to `lossless` (the
-   * scan's float16-rounded records then take 2 bytes per value); see compact-activations.ts.
+   * Stores records (replacing those of the same neurons), all or nothing: the records and the
+   * excerpts they bring are one transaction. Every record is validated and encoded before the
+   * transaction starts. `encoding` defaults to `lossless` (the scan's float16-rounded records then
+   * take at most 2 bytes per value); see compact-activations.ts.
    */
   async putNeuronRecords(scanId: string, records: readonly NeuronRecord[], options: { encoding?: EncodingChoice } = {}): Promise<void> {
     checkScanId(scanId);
     if (!Array.isArray(records)) throw new StoreError('records must be an array of NeuronRecords');
-    const compact = records.map((record, i) => {
-      validateNeuronRecord(record, `[${i}]`);
-      return compactNeuronRecord(record, options.encoding ?? 'lossless');
-    });
-    const seen = new Set<string>();
-    compact.forEach((c, i) => {
-      const key = `${c.layer}:${c.neuron}`;
-      if (seen.has(key)) throw new FormatError(`a second record of neuron ${c.layer}:${c.neuron}`, `[${i}].neuron_id`);
-      seen.add(key);
-    });
-    await this.write(['scans', 'neuronRecords'], 'storing neuron records', async (ctx) => {
+    records.forEach((record, i) => validateNeuronRecord(record, `[${i}]`));
+    const compact = compactRecords(records, options.encoding ?? 'lossless');
+    await this.write(['scans', 'neuronRecords', 'excerpts', 'vocabulary'], 'storing neuron records', async (ctx) => {
       await ctx.scan(scanId);
       await this.writeRecords(ctx, scanId, compact);
       await ctx.finish(Date.now());
     });
   }
 
-  private async writeRecords(ctx: WriteContext, scanId: string, records: readonly CompactNeuronRecord[]): Promise<void> {
+  /** Writes records and the excerpts they refer to (those not stored yet), in the caller's transaction. */
+  private async writeRecords(ctx: WriteContext, scanId: string, { excerpts, records }: CompactRecords): Promise<void> {
+    const scanIndex = await storeExcerpts(ctx.tx, scanId, excerpts, (name, row) => {
+      ctx.account(scanId, row, undefined);
+      return ctx.put(name, row as never);
+    });
     const store = ctx.tx.objectStore('neuronRecords');
     const old = await Promise.all(records.map((r) => store.get([scanId, r.layer, r.neuron])));
     const puts = records.map((r, i) => {
-      const row = { ...r, scanId };
+      const row = recordRow(scanId, r, scanIndex);
       ctx.account(scanId, row, old[i]);
       return ctx.put('neuronRecords', row);
     });
@@ -384,26 +388,43 @@ export class NeurolensStore {
     layer: number,
     neuron: number,
   ): Promise<{ record: NeuronRecord; encoding: ActivationEncoding } | undefined> {
-    checkScanId(scanId);
-    checkNeuronKey({ layer, neuron });
-    const row = await this.read('reading a neuron record', () => this.db.get('neuronRecords', [scanId, layer, neuron]));
-    if (!row) return undefined;
-    try {
-      return { record: expandNeuronRecord(row), encoding: row.encoding };
-    } catch (error) {
-      throw new StoreError(`the stored record of neuron ${layer}:${neuron} is damaged: ${errorText(error)}`, { cause: error });
-    }
+    const [entry] = await this.readRecords(scanId, [{ layer, neuron }], 'reading a neuron record');
+    return entry;
   }
 
   /** Records of many neurons (in the order asked), read in one transaction; missing ones are omitted. */
   async getNeuronRecords(scanId: string, neurons: readonly NeuronKey[]): Promise<NeuronRecord[]> {
+    return (await this.readRecords(scanId, neurons, 'reading neuron records')).map((entry) => entry.record);
+  }
+
+  /** Reads record rows and the excerpts they refer to in one transaction, and expands them. */
+  private async readRecords(
+    scanId: string,
+    neurons: readonly NeuronKey[],
+    what: string,
+  ): Promise<{ record: NeuronRecord; encoding: ActivationEncoding }[]> {
     checkScanId(scanId);
     neurons.forEach(checkNeuronKey);
-    const rows = await this.read('reading neuron records', async () => {
-      const tx = this.db.transaction('neuronRecords');
-      return Promise.all(neurons.map((n) => tx.store.get(neuronRowKey(scanId, n))));
+    const { rows, tokens } = await this.read(what, async () => {
+      const tx = this.db.transaction(['neuronRecords', 'excerpts', 'vocabulary']);
+      const rows = (await Promise.all(neurons.map((n) => tx.objectStore('neuronRecords').get(neuronRowKey(scanId, n))))).filter(
+        (row) => row !== undefined,
+      );
+      let tokens: Map<number, string[]>;
+      try {
+        tokens = await readExcerptTokens(tx, scanId, rows.flatMap((row) => Array.from(row.excerpts)));
+      } catch (error) {
+        throw damaged(rows.length === 1 ? rows[0] : undefined, error);
+      }
+      return { rows, tokens };
     });
-    return rows.filter((r) => r !== undefined).map((r) => expandNeuronRecord(r!));
+    return rows.map((row) => {
+      try {
+        return { record: expandNeuronRecord(row, (e) => tokens.get(e)!), encoding: row.encoding };
+      } catch (error) {
+        throw damaged(row, error);
+      }
+    });
   }
 
   /** The neurons that have a record, sorted by layer then neuron. */
@@ -411,38 +432,6 @@ export class NeurolensStore {
     checkScanId(scanId);
     const keys = await this.read('listing neuron records', () => this.db.getAllKeys('neuronRecords', scanRange(scanId)));
     return keys.map(([, layer, neuron]) => ({ layer, neuron }));
-  }
-
-  // ---- mean-token tables ---------------------------------------------------------------------
-
-  async putMeanTokens(scanId: string, tables: readonly MeanTokenTable[]): Promise<void> {
-    checkScanId(scanId);
-    tables.forEach((t, i) => checkMeanTokenTable(t, `mean-token table ${i}`));
-    await this.write(['scans', 'meanTokens'], 'storing mean-token tables', async (ctx) => {
-      await ctx.scan(scanId);
-      await this.writeMeanTokens(ctx, scanId, tables);
-      await ctx.finish(Date.now());
-    });
-  }
-
-  private async writeMeanTokens(ctx: WriteContext, scanId: string, tables: readonly MeanTokenTable[]): Promise<void> {
-    for (const t of tables) {
-      const row = { scanId, layer: t.layer, neuron: t.neuron, tokens: t.tokens.map((e) => ({ ...e })) };
-      await ctx.replace('meanTokens', scanId, row, neuronRowKey(scanId, t));
-    }
-  }
-
-  async getMeanTokens(scanId: string, layer: number, neuron: number): Promise<MeanTokenTable | undefined> {
-    checkScanId(scanId);
-    checkNeuronKey({ layer, neuron });
-    const row = await this.read('reading a mean-token table', () => this.db.get('meanTokens', [scanId, layer, neuron]));
-    return row && { layer: row.layer, neuron: row.neuron, tokens: row.tokens };
-  }
-
-  async listMeanTokens(scanId: string): Promise<MeanTokenTable[]> {
-    checkScanId(scanId);
-    const rows = await this.read('reading mean-token tables', () => this.db.getAll('meanTokens', scanRange(scanId)));
-    return rows.map((row) => ({ layer: row.layer, neuron: row.neuron, tokens: row.tokens }));
   }
 
   // ---- probes --------------------------------------------------------------------------------
@@ -686,20 +675,18 @@ export class NeurolensStore {
     if (inputs !== undefined) checkScanInputs(inputs);
     const scanId = newScan ? newScan.id : (target as { scanId: string }).scanId;
     checkResultsList(contents.simulationResults ?? []);
-    (contents.meanTokens ?? []).forEach((t, i) => checkMeanTokenTable(t, `mean-token table ${i}`));
     (contents.scores ?? []).forEach((s, i) => {
       checkNeuronKey(s);
       checkScores(s.scores, `scores[${i}]`);
     });
     (contents.explanations ?? []).forEach((e) => checkNeuronKey(e));
     return this.write(
-      ['scans', 'scanInputs', 'neuronRecords', 'meanTokens', 'explanations', 'simulations', 'scores'],
+      ['scans', 'scanInputs', 'neuronRecords', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores'],
       'importing',
       async (ctx) => {
         if (newScan) await this.insertScan(ctx, newScan, inputs);
         else await ctx.scan(scanId);
-        await this.writeRecords(ctx, scanId, contents.records ?? []);
-        await this.writeMeanTokens(ctx, scanId, contents.meanTokens ?? []);
+        if (contents.records) await this.writeRecords(ctx, scanId, contents.records);
         for (const e of contents.explanations ?? []) {
           const row: ExplanationRow = { ...e, scanId };
           await ctx.replace('explanations', scanId, row, [scanId, e.layer, e.neuron, e.explanation]);
@@ -819,23 +806,6 @@ function checkScores(scores: ExplanationScores, where: string): void {
   if (typeof scores !== 'object' || scores === null || typeof scores.explanation !== 'string') {
     throw new StoreError(`${where} must be an object with the explanation it scores`);
   }
-}
-
-function checkMeanTokenTable(table: MeanTokenTable, where: string): void {
-  checkNeuronKey(table);
-  if (!Array.isArray(table.tokens)) throw new StoreError(`${where}: tokens must be an array`);
-  table.tokens.forEach((t, i) => {
-    const ok =
-      typeof t === 'object' &&
-      t !== null &&
-      Number.isInteger(t.tokenId) &&
-      t.tokenId >= 0 &&
-      Number.isFinite(t.meanActivation) &&
-      Number.isInteger(t.count) &&
-      t.count >= 0 &&
-      (t.token === undefined || typeof t.token === 'string');
-    if (!ok) throw new StoreError(`${where}: tokens[${i}] must be {tokenId, token?, meanActivation (finite), count}`);
-  });
 }
 
 function checkProbe(input: ProbeInput): void {

@@ -1,12 +1,13 @@
 /**
- * What the Neurolens store keeps, as the application sees it (scan metadata, probes, mean-token
- * tables) and as rows of the IndexedDB object stores (see db.ts for the schema).
+ * What the Neurolens store keeps, as the application sees it (scan metadata, probes) and as rows
+ * of the IndexedDB object stores (see db.ts for the schema).
  */
 import type { CorpusDocument } from '../activations/corpus.ts';
 import type { NeuronSimulationResults, ScoredExplanation } from '../explain/explanation-types.ts';
 import type { ExplanationScores } from '../explain/pipeline.ts';
 import type { ChatResponse } from '../llm/types.ts';
 import type { CompactNeuronRecord } from './compact-record.ts';
+import type { IndexArray } from './excerpt-table.ts';
 
 export type ScanStatus = 'running' | 'paused' | 'done' | 'failed' | 'imported';
 export const SCAN_STATUSES: readonly ScanStatus[] = ['running', 'paused', 'done', 'failed', 'imported'];
@@ -80,18 +81,6 @@ export interface NeuronKey {
   neuron: number;
 }
 
-/** One token of a neuron's top-mean-token table (neuron-stats' MeanToken plus its text). */
-export interface MeanTokenEntry {
-  tokenId: number;
-  token?: string;
-  meanActivation: number;
-  count: number;
-}
-
-export interface MeanTokenTable extends NeuronKey {
-  tokens: MeanTokenEntry[];
-}
-
 export interface ProbeLayer {
   layer: number;
   /** [tokens, dMlp] row-major post-GELU activations. */
@@ -129,8 +118,21 @@ export interface NeuronRecordRow extends CompactNeuronRecord {
   scanId: string;
 }
 
-export interface MeanTokensRow extends MeanTokenTable {
+/** One excerpt of a scan, referred to by its records (see stored-excerpts.ts). */
+export interface ExcerptRow {
   scanId: string;
+  index: number;
+  /** excerptHash of its token strings. */
+  hash: number;
+  /** Ids in the scan's vocabulary (the narrowest of Uint8Array, Uint16Array, Uint32Array that holds them). */
+  tokenIds: IndexArray;
+}
+
+/** Token strings of a scan with ids firstId, firstId + 1, … */
+export interface VocabularyRow {
+  scanId: string;
+  firstId: number;
+  tokens: string[];
 }
 
 export interface ScanInputsRow {
