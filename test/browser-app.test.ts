@@ -113,4 +113,59 @@ run('the Neurolens app', () => {
     await expect.poll(() => page.getByTestId('token-strip').locator('button').count(), { timeout: 60_000 }).toBeGreaterThan(1);
     expect(pageErrors).toEqual([]);
   });
+
+  it('offers the GPT-2 family with sizes; a download over 1 GB waits for confirmation, can be cancelled, and one a reload cut short is offered again without refetching its parts', async () => {
+    const hub = await startFakeHub({ repos: { 'Xenova/gpt2-large': TINY } });
+    const GB = 1.2e9;
+    hub.virtual('Xenova/gpt2-large', 'onnx/model.onnx', GB);
+    try {
+      await page.getByLabel('model source').selectOption('family');
+      const table = await page.locator('.family').innerText();
+      expect(table).toMatch(/GPT-2 small[\s\S]*501 MB[\s\S]*251 MB[\s\S]*127 MB/);
+      expect(table).toMatch(/GPT-2 XL[\s\S]*6\.23 GB/);
+      // The exact variant of GPT-2 small is the default choice.
+      expect(await page.getByLabel('GPT-2 small fp32').isChecked()).toBe(true);
+      await page.getByLabel('GPT-2 large fp32').check();
+      await page.getByText('Hub settings: mirror, revision, access token').click();
+      await page.getByLabel('hub endpoint').fill(hub.url);
+      const before = await page.getByTestId('model-status').innerText();
+
+      await page.getByRole('button', { name: 'Load' }).click();
+      const dialog = page.getByRole('alertdialog', { name: 'confirm a large download' });
+      await expect.poll(() => dialog.innerText().catch(() => ''), { timeout: 30_000 }).toContain('Xenova/gpt2-large is a 1.2 GB download');
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      expect(await dialog.count()).toBe(0);
+      const graphGets = () => hub.requests.filter((r) => r.method === 'GET' && r.url.endsWith('onnx/model.onnx'));
+      expect(graphGets()).toEqual([]);
+
+      // Confirmed, then cancelled mid-download: the model in use stays.
+      await page.getByRole('button', { name: 'Load' }).click();
+      await dialog.getByRole('button', { name: 'Download 1.2 GB' }).click();
+      await expect.poll(() => page.getByTestId('download-progress').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/^onnx\/model\.onnx: [1-9]\d*\.\d MB of 1200\.0 MB$/);
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      await expect.poll(() => page.getByTestId('download-progress').count()).toBe(0);
+      expect(await page.getByTestId('model-status').innerText()).toBe(before);
+
+      // Interrupted by a reload after a few parts: offered again at start-up, parts kept.
+      await page.getByRole('button', { name: 'Load' }).click();
+      await dialog.getByRole('button', { name: 'Download 1.2 GB' }).click();
+      await expect.poll(async () => Number((/: ([\d.]+) MB of/.exec(await page.getByTestId('download-progress').innerText().catch(() => '')) ?? [])[1] ?? 0), { timeout: 60_000 }).toBeGreaterThan(80);
+      const fetchedBefore = new Set(graphGets().map((r) => r.range));
+      await page.reload();
+      const banner = page.getByText(/The download of Xenova\/gpt2-large stopped before it finished/);
+      await banner.waitFor({ timeout: 60_000 });
+      hub.requests.length = 0;
+      await page.getByRole('button', { name: 'Resume download' }).click();
+      await dialog.getByRole('button', { name: 'Download 1.2 GB' }).click();
+      await expect.poll(() => graphGets().length, { timeout: 30_000 }).toBeGreaterThan(0);
+      const resumedFrom = Number(/^bytes=(\d+)-/.exec(graphGets()[0].range ?? '')?.[1]);
+      expect(resumedFrom).toBeGreaterThanOrEqual(2 * 32 * 1024 * 1024);
+      expect(fetchedBefore.has(graphGets()[0].range)).toBe(true); // the part that was cut short, fetched again
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      await expect.poll(() => page.getByTestId('download-progress').count()).toBe(0);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await hub.close();
+    }
+  });
 });

@@ -149,7 +149,7 @@ export function hubSource(repoId: string, options: HubSourceOptions = {}): Model
         await writeInfo(cache, url, info);
       }
       const fileInfo = info;
-      const bytes = await assemble(cache, url, path, fileInfo, readOptions, async (part, start, end, done) => {
+      const bytes = await assemble(cache, url, path, fileInfo, readOptions, async (_part, start, end, done) => {
         const ranged = fileInfo.size > fileInfo.partBytes;
         const response = await hubFetch(path, { signal, headers: ranged ? { range: `bytes=${start}-${end - 1}` } : {} });
         if (!response.ok) throw new ModelNotFoundError(`${repoId}: ${path} answered HTTP ${response.status}`);
@@ -158,9 +158,6 @@ export function hubSource(repoId: string, options: HubSourceOptions = {}): Model
         }
         const data = await readResponseWithProgress(response, path, { onProgress, reportedFrom: done, total: fileInfo.size });
         if (data.byteLength !== end - start) throw new ModelNotFoundError(`${repoId}: ${path} came back with ${data.byteLength} bytes where ${end - start} were expected`);
-        await cache.put(partUrl(url, part), new Response(data as Uint8Array<ArrayBuffer>)).catch(() => {
-          // A full quota costs only the offline copy (and resuming); the model still loads now.
-        });
         return data;
       });
       if (!fileInfo.complete) await writeInfo(cache, url, { ...fileInfo, complete: true }).catch(() => {});
@@ -183,22 +180,39 @@ export function hubSource(repoId: string, options: HubSourceOptions = {}): Model
 
 type FetchPart = (part: number, start: number, end: number, bytesDone: number) => Promise<Uint8Array>;
 
-/** The whole file: cached parts read back, missing ones fetched (and cached) in order. */
+/**
+ * The whole file. Missing parts are fetched first, one at a time, each into the cache as it
+ * arrives (so only one part is in memory during a download, and an interruption loses at most
+ * one); then the file is put together from the cache. A part the cache would not take (quota)
+ * is kept in memory instead.
+ */
 async function assemble(cache: Cache, url: string, path: string, info: CachedFileInfo, options: ReadOptions, fetchPart: FetchPart): Promise<Uint8Array> {
-  const out = new Uint8Array(info.size);
   const parts = Math.max(1, Math.ceil(info.size / info.partBytes));
+  const bounds = (part: number) => [part * info.partBytes, Math.min(info.size, (part + 1) * info.partBytes)] as const;
+  const uncached = new Map<number, Uint8Array>();
   for (let part = 0; part < parts; part++) {
     if (options.signal?.aborted) throw options.signal.reason;
-    const start = part * info.partBytes;
-    const end = Math.min(info.size, start + info.partBytes);
-    const cached = await cache.match(partUrl(url, part));
-    const data = cached ? new Uint8Array(await cached.arrayBuffer()) : await fetchPart(part, start, end, start);
-    if (data.byteLength !== end - start) {
-      await forget(cache, url, info);
-      throw new ModelNotFoundError(`${path}: the cached copy is damaged (part ${part}); load again to download it afresh`);
+    const [start, end] = bounds(part);
+    if (await cache.match(partUrl(url, part))) {
+      options.onProgress?.({ file: path, loaded: end, total: info.size });
+      continue;
     }
-    out.set(data, start);
-    options.onProgress?.({ file: path, loaded: end, total: info.size });
+    const data = await fetchPart(part, start, end, start);
+    const kept = await cache.put(partUrl(url, part), new Response(data as Uint8Array<ArrayBuffer>)).then(
+      () => true,
+      () => false,
+    );
+    if (!kept) uncached.set(part, data);
+  }
+  const out = new Uint8Array(info.size);
+  for (let part = 0; part < parts; part++) {
+    const [start, end] = bounds(part);
+    const cached = uncached.get(part) ?? (await cache.match(partUrl(url, part)).then((r) => (r ? r.arrayBuffer().then((b) => new Uint8Array(b)) : undefined)));
+    if (!cached || cached.byteLength !== end - start) {
+      await forget(cache, url, info);
+      throw new ModelNotFoundError(`${path}: the cached copy is damaged or was evicted (part ${part}); load again to download it afresh`);
+    }
+    out.set(cached, start);
   }
   return out;
 }
