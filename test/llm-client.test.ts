@@ -95,7 +95,7 @@ describe('chat client against the fake server', () => {
   });
 
   it("passes vLLM's extra fields (prompt_logprobs, echo) through, and hands back the answer's prompt_logprobs", async () => {
-    const promptLogprobs = [null, { '464': { logprob: -1.25, rank: 1, decoded_token: ' The' } }, { '3797': { logprob: -0.5, rank: 2, decoded_token: ' cat' } }];
+    const promptLogprobs: ChatResponse['prompt_logprobs'] = [null, { '464': { logprob: -1.25, rank: 1, decoded_token: ' The' } }, { '3797': { logprob: -0.5, rank: 2, decoded_token: ' cat' } }];
     const server = await serve(() => reply.completion('', { promptLogprobs }));
     const request = chat('The cat', { prompt_logprobs: 5, echo: true, add_generation_prompt: false, continue_final_message: true, max_tokens: 1 });
     const response = await client(server).complete(request);
