@@ -28,6 +28,7 @@ type CallResult = { ok: true } | { ok: false; name: string; message: string };
 interface Harness {
   simulate(args: { baseUrl: string; apiKey?: string; model: string; explanation: string; tokens: string[] }): Promise<SimulateResult>;
   tryComplete(args: { baseUrl: string; apiKey?: string }): Promise<CallResult>;
+  rawPost(args: { url: string; headers: Record<string, string> }): Promise<{ ok: true; status: number } | { ok: false; name: string; message: string }>;
 }
 
 const run = browserAvailable() ? describe : describe.skip;
@@ -37,6 +38,8 @@ run('LLM client and simulator in headless Chromium', () => {
   let browser: Browser;
   let page: Page;
   let llm: FakeOpenAiServer;
+  /** Refuses any preflight asking for a header other than authorization and content-type (like Ollama). */
+  let strict: FakeOpenAiServer;
   /** A server that answers but sends no CORS headers, as many self-hosted servers do by default. */
   let noCors: Server;
   let noCorsUrl: string;
@@ -46,6 +49,7 @@ run('LLM client and simulator in headless Chromium', () => {
 
   beforeAll(async () => {
     llm = await startFakeOpenAiServer(plantedNeuronLlm({ planted: plantedNeurons() }));
+    strict = await startFakeOpenAiServer({ handler: plantedNeuronLlm({ planted: plantedNeurons() }), strictCors: true });
     noCorsRequests = [];
     noCors = createServer((req, res) => {
       noCorsRequests.push(`${req.method} ${req.url}`);
@@ -72,6 +76,7 @@ run('LLM client and simulator in headless Chromium', () => {
     await browser?.close();
     await dev?.close();
     await llm?.close();
+    await strict?.close();
     await new Promise<void>((resolve) => (noCors ? noCors.close(() => resolve()) : resolve()));
   });
 
@@ -117,6 +122,29 @@ run('LLM client and simulator in headless Chromium', () => {
     const everything = JSON.stringify(result.storage);
     expect(everything).not.toContain(KEY);
     expect(JSON.stringify(await page.evaluate(() => (window as unknown as { neurolensLlmHarness: { storage(): unknown } }).neurolensLlmHarness.storage()))).not.toContain(KEY);
+  });
+
+  it('simulates against a server whose CORS preflight refuses every header but authorization and content-type', async () => {
+    // The server really refuses anything else, e.g. the SDK's x-stainless-* headers.
+    const refused = await harness('rawPost', {
+      url: `${strict.baseUrl}/chat/completions`,
+      headers: { 'content-type': 'application/json', 'x-stainless-os': 'Linux' },
+    });
+    expect(refused.ok).toBe(false);
+    expect(strict.preflightRequests.at(-1)).toMatchObject({ refused: true });
+    expect(strict.chatRequests).toHaveLength(0);
+
+    const tokens = ['In', ' the', ' end', ' the', ' cat', ' won'];
+    const result = await harness('simulate', { baseUrl: strict.baseUrl, apiKey: KEY, model: 'fake-model', explanation: 'the word " the"', tokens });
+    expect(result.simulation.simulation_mode).toBe('logprob');
+    expect(result.simulation.coverage).toBe(1);
+    result.simulation.expected_activations.forEach((v, i) => (tokens[i] === ' the' ? expect(v!).toBeGreaterThan(9) : expect(v!).toBeLessThan(1)));
+    expect(strict.chatRequests).toHaveLength(1);
+    expect(strict.chatRequests[0].headers.authorization).toBe(`Bearer ${KEY}`);
+    expect(Object.keys(strict.chatRequests[0].headers).filter((h) => h.startsWith('x-stainless'))).toEqual([]);
+    const clientPreflights = strict.preflightRequests.filter((p) => p.path === '/v1/chat/completions' && !p.refused);
+    expect(clientPreflights.length).toBeGreaterThanOrEqual(1);
+    for (const p of clientPreflights) expect(p.requestedHeaders.sort()).toEqual(['authorization', 'content-type']);
   });
 
   it('reports a server without CORS headers as a network error that names CORS, without the key', async () => {

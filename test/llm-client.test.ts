@@ -25,7 +25,6 @@ import {
 } from '../src/lib/llm/errors.ts';
 import { FileResponseCache, FileResponseCacheKeyError } from '../src/lib/llm/response-cache.node.ts';
 import { MemoryResponseCache, canonicalJson, requestCacheKey } from '../src/lib/llm/response-cache.ts';
-import { parseRetryAfter, retryDelayMs } from '../src/lib/llm/retry-policy.ts';
 import { sha256Hex, sha256Pure } from '../src/lib/llm/sha256.ts';
 import type { ChatRequest, ChatResponse } from '../src/lib/llm/types.ts';
 import {
@@ -40,7 +39,6 @@ import {
 } from './helpers/fake-openai-server.ts';
 
 const KEY = 'sk-test-SECRET-0123456789';
-const FAST_RETRY = { baseDelayMs: 10, maxDelayMs: 40 };
 
 let servers: FakeOpenAiServer[] = [];
 afterEach(async () => {
@@ -55,7 +53,7 @@ async function serve(handler?: FakeHandler): Promise<FakeOpenAiServer> {
 }
 
 function client(server: FakeOpenAiServer, options: Partial<ChatClientOptions> = {}) {
-  return createChatClient({ baseUrl: server.baseUrl, retry: FAST_RETRY, ...options });
+  return createChatClient({ baseUrl: server.baseUrl, ...options });
 }
 
 function chat(content = 'Say hi', extra: Partial<ChatRequest> = {}): ChatRequest {
@@ -85,6 +83,25 @@ describe('chat client against the fake server', () => {
     expect(sent.path).toBe('/v1/chat/completions');
     expect(sent.headers['content-type']).toContain('application/json');
     expect(sent.body).toEqual(request);
+  });
+
+  it("sends only the headers a strict CORS preflight allows: none of the SDK's x-stainless-* or its User-Agent", async () => {
+    const server = await serve();
+    await client(server, { apiKey: KEY, maxRetries: 2 }).complete(chat());
+    const names = Object.keys(server.requests[0].headers);
+    expect(names.filter((n) => n.startsWith('x-stainless-'))).toEqual([]);
+    expect(server.requests[0].headers['user-agent'] ?? '').not.toMatch(/openai/i);
+    expect(server.requests[0].headers.accept).toBe('application/json');
+  });
+
+  it("passes vLLM's extra fields (prompt_logprobs, echo) through, and hands back the answer's prompt_logprobs", async () => {
+    const promptLogprobs: ChatResponse['prompt_logprobs'] = [null, { '464': { logprob: -1.25, rank: 1, decoded_token: ' The' } }, { '3797': { logprob: -0.5, rank: 2, decoded_token: ' cat' } }];
+    const server = await serve(() => reply.completion('', { promptLogprobs }));
+    const request = chat('The cat', { prompt_logprobs: 5, echo: true, add_generation_prompt: false, continue_final_message: true, max_tokens: 1 });
+    const response = await client(server).complete(request);
+    const sent = server.requests[0].body as unknown as Record<string, unknown>;
+    expect(sent).toMatchObject({ prompt_logprobs: 5, echo: true, add_generation_prompt: false, continue_final_message: true });
+    expect(response.prompt_logprobs).toEqual(promptLogprobs);
   });
 
   it('sends Authorization only when a key is given, and nowhere else', async () => {
@@ -133,16 +150,27 @@ describe('chat client against the fake server', () => {
       if (i === 1) return reply.error(429, 'slow down');
       return reply.completion('ok');
     });
-    const delays: number[] = [];
-    const c = client(server, { retry: { baseDelayMs: 100, maxDelayMs: 400 }, onRetry: (info) => delays.push(info.delayMs) });
+    const c = client(server);
     await c.complete(chat());
-    expect(delays[0]).toBe(300);
-    // Second retry without a server hint: 100 ms doubled once, minus up to 25 % jitter.
-    expect(delays[1]).toBeGreaterThanOrEqual(150);
-    expect(delays[1]).toBeLessThanOrEqual(200);
     const firstGap = server.requests[1].receivedAt - server.requests[0].receivedAt;
     expect(firstGap).toBeGreaterThanOrEqual(280);
     expect(firstGap).toBeLessThan(2000);
+    // Second retry without a server hint: the SDK's backoff, 0.5 s doubled once, minus up to 25 % jitter.
+    const secondGap = server.requests[2].receivedAt - server.requests[1].receivedAt;
+    expect(secondGap).toBeGreaterThanOrEqual(730);
+    expect(secondGap).toBeLessThan(2500);
+    expect(c.usage()).toMatchObject({ requests: 3, retries: 2 });
+  });
+
+  it('does not wait out an absurd Retry-After: it backs off as usual instead', async () => {
+    const server = await serve((_, i) =>
+      i === 0 ? reply.error(429, 'come back tomorrow', { headers: { 'retry-after': '86400' } }) : reply.completion('ok'),
+    );
+    const response = await client(server).complete(chat());
+    expect(response.choices[0].message.content).toBe('ok');
+    const gap = server.requests[1].receivedAt - server.requests[0].receivedAt;
+    expect(gap).toBeGreaterThanOrEqual(350);
+    expect(gap).toBeLessThan(2000);
   });
 
   it('retries a 500 and then succeeds', async () => {
@@ -262,7 +290,7 @@ describe('chat client against the fake server', () => {
     const server = await startFakeOpenAiServer();
     const baseUrl = server.baseUrl;
     await server.close();
-    const c = createChatClient({ baseUrl, maxRetries: 2, retry: FAST_RETRY, apiKey: KEY });
+    const c = createChatClient({ baseUrl, maxRetries: 2, apiKey: KEY });
     const err = await rejection(c.complete(chat()));
     expect(err).toBeInstanceOf(LlmNetworkError);
     expect((err as LlmError).message).toContain(baseUrl);
@@ -299,14 +327,16 @@ describe('chat client against the fake server', () => {
   });
 
   it('aborts a call during its retry wait without sending again; cancelAll stops everything', async () => {
-    const server = await serve(() => reply.error(500, 'boom'));
-    const c = client(server, { retry: { baseDelayMs: 5000, maxDelayMs: 5000 } });
+    const server = await serve(() => reply.error(500, 'boom', { headers: { 'retry-after': '5' } }));
+    const c = client(server);
     const controller = new AbortController();
     const call = rejection(c.complete(chat(), { signal: controller.signal }));
     await server.waitForRequests(1);
-    await new Promise((r) => setTimeout(r, 50)); // now sleeping before the retry
+    await new Promise((r) => setTimeout(r, 50)); // now sleeping 5 s before the retry
+    const abortedAt = performance.now();
     controller.abort('user pressed stop');
     const err = await call;
+    expect(performance.now() - abortedAt).toBeLessThan(200);
     expect(err).toBeInstanceOf(LlmAbortError);
     expect((err as Error).message).toContain('user pressed stop');
     await new Promise((r) => setTimeout(r, 100));
@@ -594,7 +624,7 @@ describe('response caches and keys', () => {
   });
 });
 
-describe('cost estimates and retry timing', () => {
+describe('cost estimates', () => {
   it('estimates tokens at about four characters each', () => {
     expect(estimateTokens('')).toBe(0);
     expect(estimateTokens('abcd')).toBe(1);
@@ -608,22 +638,6 @@ describe('cost estimates and retry timing', () => {
     expect(defaultPricingFor('gpt-4.1-nano-2025-04-14')).toEqual(DEFAULT_PRICING['gpt-4.1-nano']);
     expect(defaultPricingFor('gpt-4.1-2025-04-14')).toEqual(DEFAULT_PRICING['gpt-4.1']);
     expect(defaultPricingFor('claude')).toBeUndefined();
-  });
-
-  it('parses Retry-After as seconds, milliseconds or an HTTP date, and caps backoff', () => {
-    const headers = (h: Record<string, string>) => new Headers(h);
-    expect(parseRetryAfter(headers({ 'retry-after': '2' }))).toBe(2000);
-    expect(parseRetryAfter(headers({ 'retry-after-ms': '250', 'retry-after': '2' }))).toBe(250);
-    const now = Date.parse('2026-11-01T00:00:00Z');
-    expect(parseRetryAfter(headers({ 'retry-after': 'Sun, 01 Nov 2026 00:00:05 GMT' }), now)).toBe(5000);
-    expect(parseRetryAfter(headers({ 'retry-after': 'soon' }))).toBeUndefined();
-    expect(parseRetryAfter(headers({}))).toBeUndefined();
-
-    expect(retryDelayMs(0, 1500)).toBe(1500);
-    expect(retryDelayMs(0, 10 * 60_000, undefined, () => 0)).toBe(500); // absurd server wait: our own backoff
-    expect(retryDelayMs(3, undefined, undefined, () => 0)).toBe(4000);
-    expect(retryDelayMs(10, undefined, undefined, () => 0)).toBe(8000);
-    expect(retryDelayMs(10, undefined, undefined, () => 1)).toBe(6000);
   });
 });
 

@@ -46,5 +46,15 @@ async function tryComplete(args: { baseUrl: string; apiKey?: string }) {
   }
 }
 
-(window as unknown as { neurolensLlmHarness: unknown }).neurolensLlmHarness = { simulate, tryComplete, storage: pageStorage };
+/** A bare fetch with the given headers (no client), to see what a server's CORS policy lets through. */
+async function rawPost(args: { url: string; headers: Record<string, string> }) {
+  try {
+    const response = await fetch(args.url, { method: 'POST', headers: args.headers, body: '{}' });
+    return { ok: true as const, status: response.status };
+  } catch (err) {
+    return { ok: false as const, name: (err as Error).name, message: (err as Error).message };
+  }
+}
+
+(window as unknown as { neurolensLlmHarness: unknown }).neurolensLlmHarness = { simulate, tryComplete, rawPost, storage: pageStorage };
 document.getElementById('status')!.textContent = 'ready';

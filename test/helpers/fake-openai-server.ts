@@ -35,7 +35,8 @@
  *
  * The server also counts requests in flight (`inFlight`, `maxInFlight`), records when each
  * request arrived and whether the client disconnected before an answer (`clientAborted`), answers
- * CORS preflights (so browser tests can use it) and returns OpenAI-shaped 404/405/400 errors for
+ * CORS preflights (so browser tests can use it; `strictCors` refuses any header but `authorization`
+ * and `content-type`, like Ollama) and returns OpenAI-shaped 404/405/400 errors for
  * other paths, methods and non-JSON bodies.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -127,7 +128,24 @@ export interface FakeServerOptions {
   handler?: FakeHandler;
   /** Model ids listed by `GET /v1/models`. Default ['fake-model']. */
   models?: string[];
+  /**
+   * Preflights always allow only `authorization` and `content-type` (browsers enforce that). When
+   * strict, a preflight asking for any other header is also refused with 403, as Ollama, llama.cpp
+   * and some vLLM set-ups do.
+   */
+  strictCors?: boolean;
 }
+
+/** A CORS preflight as the server saw it. */
+export interface RecordedPreflight {
+  path: string;
+  /** `Access-Control-Request-Headers`, lower-cased and split. */
+  requestedHeaders: string[];
+  /** True when refused (strict mode, a header outside the allowed ones). */
+  refused: boolean;
+}
+
+const CORS_ALLOWED_HEADERS = ['authorization', 'content-type'];
 
 export interface FakeOpenAiServer {
   /** `http://127.0.0.1:PORT/v1`, what a client takes as its base URL. */
@@ -145,6 +163,8 @@ export interface FakeOpenAiServer {
   readonly maxInFlight: number;
   /** CORS preflights answered. */
   readonly preflights: number;
+  /** Every CORS preflight, in arrival order. */
+  readonly preflightRequests: RecordedPreflight[];
   setHandler(handler: FakeHandler): void;
   /** Forgets recorded requests and counters (the handler's index restarts at 0). */
   reset(): void;
@@ -201,16 +221,28 @@ export async function startFakeOpenAiServer(handlerOrOptions?: FakeHandler | Fak
   let inFlight = 0;
   let maxInFlight = 0;
   let preflights = 0;
+  const preflightRequests: RecordedPreflight[] = [];
   let generation = 0; // bumps on reset, so late-closing old requests don't skew fresh counters
   const openResponses = new Set<ServerResponse>();
 
   const server = createServer((req, res) => {
     if (req.method === 'OPTIONS') {
       preflights++;
+      const requestedHeaders = String(req.headers['access-control-request-headers'] ?? '')
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean);
+      const refused = options.strictCors === true && requestedHeaders.some((h) => !CORS_ALLOWED_HEADERS.includes(h));
+      preflightRequests.push({ path: req.url ?? '', requestedHeaders, refused });
+      if (refused) {
+        res.writeHead(403, { 'Content-Type': 'text/plain' });
+        res.end('CORS: header not allowed');
+        return;
+      }
       res.writeHead(204, {
         'Access-Control-Allow-Origin': '*',
         'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-        'Access-Control-Allow-Headers': 'authorization, content-type',
+        'Access-Control-Allow-Headers': CORS_ALLOWED_HEADERS.join(', '),
         'Access-Control-Max-Age': '600',
       });
       res.end();
@@ -293,6 +325,7 @@ export async function startFakeOpenAiServer(handlerOrOptions?: FakeHandler | Fak
     get preflights() {
       return preflights;
     },
+    preflightRequests,
     setHandler(next) {
       handler = next;
     },
@@ -303,6 +336,7 @@ export async function startFakeOpenAiServer(handlerOrOptions?: FakeHandler | Fak
       inFlight = 0;
       maxInFlight = 0;
       preflights = 0;
+      preflightRequests.length = 0;
     },
     waitForRequests(count, timeoutMs = 5000) {
       return waitUntil(() => chatRequests.length >= count, timeoutMs, () => `${count} requests (got ${chatRequests.length})`);

@@ -24,7 +24,7 @@
  *    a reminder, so a response cache can't return the same answer) and the gaps are filled from the
  *    second answer; what is still missing stays `null` and lowers `coverage`.
  */
-import type { ChatCompleter, ChatRequest, TokenLogprob, TopLogprob } from '../llm/types.ts';
+import type { ChatCompleter, ChatRequest, ChatResponse, TokenLogprob, TopLogprob } from '../llm/types.ts';
 import type { SequenceSimulation, SimulationMode } from './explanation-types.ts';
 import { valueDistributionFromTopLogprobs, type ValueDistribution } from './expected-value.ts';
 import { generationFields } from './prompt-format.ts';
@@ -287,13 +287,15 @@ export class LogprobSimulator implements Simulator {
       top_logprobs: this.options.topLogprobs ?? 20,
     };
     const response = await this.client.complete(request, { signal });
-    const choice = response.choices[0];
-    const content = choice?.logprobs?.content;
-    if (content === null || content === undefined) {
-      throw new LogprobsMissingError(
-        `the LLM server returned no logprobs for model "${this.options.model}" although they were requested`,
-      );
-    }
-    return readDistributionsFromLogprobs(tokens, content);
+    return readDistributionsFromLogprobs(tokens, requireLogprobs(response, this.options.model));
   }
+}
+
+/** The logprobs of the first choice, or a `LogprobsMissingError` when the server sent none. */
+export function requireLogprobs(response: ChatResponse, model: string): TokenLogprob[] {
+  const content = response.choices[0]?.logprobs?.content;
+  if (content === null || content === undefined) {
+    throw new LogprobsMissingError(`the LLM server returned no logprobs for model "${model}" although they were requested`);
+  }
+  return content;
 }

@@ -127,10 +127,11 @@ class FallbackSimulator implements Simulator {
   constructor(
     private readonly logprob: Simulator,
     private readonly sampled: Simulator,
+    private readonly options: SimulatorOptions,
   ) {}
 
   get mode(): SimulationMode {
-    return this.fellBack ? this.sampled.mode : this.logprob.mode;
+    return plannedSimulationMode(this.options, !this.fellBack);
   }
 
   async simulate(
@@ -161,25 +162,39 @@ class FallbackSimulator implements Simulator {
   }
 }
 
+/**
+ * The mode a simulator made by `createSimulator(client, options)` runs in, on an endpoint that
+ * does or does not return logprobs: the rule described in the file comment, in one place.
+ */
+export function plannedSimulationMode(
+  options: Pick<SimulatorOptions, 'mode' | 'fallbackToSampled' | 'reasoningModel'>,
+  logprobsAvailable: boolean,
+): SimulationMode {
+  const mode = options.mode ?? 'logprob';
+  if (mode !== 'logprob' || options.fallbackToSampled === false) return mode;
+  // Reasoning models refuse logprobs: don't spend a failing request per sequence finding out.
+  return options.reasoningModel || !logprobsAvailable ? 'sampled' : 'logprob';
+}
+
 /** The simulator for `options.mode` (see the file comment for the fallback rule). */
 export function createSimulator(client: ChatCompleter, options: SimulatorOptions): Simulator {
   const mode = options.mode ?? 'logprob';
   if (typeof options.model !== 'string' || options.model === '') {
     throw new SimulationError('a model name is required for simulation');
   }
-  switch (mode) {
+  if (mode !== 'logprob' && mode !== 'sampled' && mode !== 'prompt-logprob') {
+    throw new SimulationError(`unknown simulation mode "${String(mode)}" (expected logprob, sampled or prompt-logprob)`);
+  }
+  // Planned as if logprobs were available; the fallback switches once they prove not to be.
+  switch (plannedSimulationMode(options, true)) {
     case 'sampled':
       return new SampledSimulator(client, options);
     case 'prompt-logprob':
       return new PromptLogprobSimulator(client, options);
     case 'logprob': {
-      // Reasoning models refuse logprobs: don't spend a failing request per sequence finding out.
-      if (options.reasoningModel && options.fallbackToSampled !== false) return new SampledSimulator(client, options);
       const logprob = new LogprobSimulator(client, options);
       if (options.fallbackToSampled === false) return logprob;
-      return new FallbackSimulator(logprob, new SampledSimulator(client, options));
+      return new FallbackSimulator(logprob, new SampledSimulator(client, options), options);
     }
-    default:
-      throw new SimulationError(`unknown simulation mode "${String(mode)}" (expected logprob, sampled or prompt-logprob)`);
   }
 }

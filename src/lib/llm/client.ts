@@ -1,21 +1,20 @@
 /**
- * The chat-completions client: plain `fetch` against any OpenAI-compatible server, usable in
- * browsers, Web Workers and Node 20. It adds what long explain/score jobs need: bounded
- * concurrency, retries with backoff, per-request timeouts, cancellation (per call, per job,
- * or everything), a response cache, a spending budget checked before sending, and usage/cost
- * accounting.
+ * The chat-completions client, usable in browsers, Web Workers and Node 20. HTTP, retries with
+ * backoff and per-attempt timeouts are the official `openai` SDK's (see `transport.ts`); on top of
+ * it this adds what long explain/score jobs need: bounded concurrency that a cancelled job leaves
+ * at once, cancellation (per call, per job, or everything), a response cache, a spending budget
+ * checked before sending, and usage/cost accounting.
  *
  * The API key is only ever put in the `Authorization` header: it is not logged, not part of
  * cache keys, and scrubbed from error messages.
  */
-import { AbortFanout, linkSignals, raceAbort, sleepUnlessAborted } from './abort.ts';
-import { parseChatResponseBody, normalizeChatResponse } from './chat-response.ts';
+import { AbortFanout } from './abort.ts';
+import { normalizeChatResponse } from './chat-response.ts';
 import type { Budget, Pricing } from './cost.ts';
-import { LlmAbortError, LlmConfigError, LlmError, LlmNetworkError, LlmTimeoutError, isAbortError, redactSecret } from './errors.ts';
-import { errorFromHttpStatus } from './http-error.ts';
+import { LlmAbortError, LlmConfigError, LlmError, abortErrorFrom, isAbortError } from './errors.ts';
 import { normalizeBaseUrl, requestCacheKey, type ResponseCache } from './response-cache.ts';
-import { DEFAULT_RETRY_POLICY, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry-policy.ts';
 import { Semaphore } from './semaphore.ts';
+import { createTransport } from './transport.ts';
 import type { ChatCompleter, ChatRequest, ChatResponse } from './types.ts';
 import { UsageMeter, type UsageDelta, type UsageTotals } from './usage-meter.ts';
 
@@ -28,7 +27,10 @@ export interface ChatClientOptions {
   apiKey?: string;
   /** Per HTTP attempt, headers and body included. Default 120 s. */
   timeoutMs?: number;
-  /** Retries after the first attempt for retryable failures. Default 4. */
+  /**
+   * Retries after the first attempt for retryable failures (connection errors, timeouts, 408,
+   * 409, 429 except an exhausted quota, 5xx), with the SDK's backoff. Default 4.
+   */
   maxRetries?: number;
   /** Most requests in flight at once. Default 4. */
   concurrency?: number;
@@ -38,15 +40,8 @@ export interface ChatClientOptions {
   pricing?: Pricing;
   /** Called after every answer (network or cache) with the new totals and what that answer added. */
   onUsage?: (totals: UsageTotals, delta: UsageDelta & { cached: boolean }) => void;
-  /** Called before each retry wait, e.g. to show "rate limited, retrying in 2 s". */
-  onRetry?: (info: { retry: number; delayMs: number; error: LlmError }) => void;
-  /** Backoff tuning; defaults mirror OpenAI's SDK (0.5 s doubling to 8 s, Retry-After up to 60 s). */
-  retry?: Partial<RetryPolicy>;
   /** Job-level cancellation: aborting it cancels every call of this client, queued or in flight. */
   signal?: AbortSignal;
-  fetch?: typeof fetch;
-  /** Waits between retries; must reject when `signal` aborts (a non-conforming one is raced against it). */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 export interface CompleteOptions {
@@ -73,15 +68,11 @@ const MESSAGE_ROLES = new Set(['system', 'user', 'assistant']);
 
 export function createChatClient(options: ChatClientOptions): ChatClient {
   const baseUrl = checkBaseUrl(options.baseUrl);
-  const endpoint = `${baseUrl}/chat/completions`;
   const timeoutMs = checkNumber('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS, { min: 1 });
   const maxRetries = checkNumber('maxRetries', options.maxRetries ?? DEFAULT_MAX_RETRIES, { min: 0, integer: true });
   const concurrency = checkNumber('concurrency', options.concurrency ?? DEFAULT_CONCURRENCY, { min: 1, integer: true });
-  const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
   const apiKey = options.apiKey?.trim() || undefined;
-  // Resolved per call and called unbound-safe: browsers throw "Illegal invocation" on a detached fetch.
-  const fetchImpl: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  const sleep = options.sleep ?? sleepUnlessAborted;
+  const transport = createTransport({ baseUrl, apiKey, timeoutMs, maxRetries });
   const meter = new UsageMeter(options.budget, options.pricing);
   const slots = new Semaphore(concurrency);
   // Every call gets its own controller, fanned out from the shared signals (the job's, the
@@ -117,7 +108,10 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       throwIfAborted(signal);
       reservation = meter.reserve(request);
 
-      const response = await sendWithRetries(request, signal);
+      const response = await transport.send(request, signal, (attempt) => {
+        meter.countRequest();
+        if (attempt > 1) meter.countRetry();
+      });
       const delta = reservation.settle(response);
       if (options.cache && cacheKey) await options.cache.set(cacheKey, response).catch(() => undefined);
       notifyUsage({ ...delta, cached: false });
@@ -136,67 +130,6 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         if (failed) setTimeout(releaseSlot, 0);
         else releaseSlot();
       }
-    }
-  }
-
-  async function sendWithRetries(request: ChatRequest, signal: AbortSignal): Promise<ChatResponse> {
-    const body = JSON.stringify(request);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await sendOnce(body, signal);
-      } catch (caught) {
-        const error = caught instanceof LlmError ? caught : new LlmError(`LLM request failed: ${describeError(caught)}`, { cause: caught });
-        error.attempts = attempt;
-        if (error instanceof LlmAbortError || !error.retryable || attempt > maxRetries) {
-          if (attempt > 1 && !(error instanceof LlmAbortError)) error.message += ` (gave up after ${attempt} attempts)`;
-          throw error;
-        }
-        const delayMs = retryDelayMs(attempt - 1, error.retryAfterMs, policy);
-        meter.countRetry();
-        try {
-          options.onRetry?.({ retry: attempt, delayMs, error });
-        } catch {
-          // A faulty progress callback must not break the job.
-        }
-        await raceAbort(sleep(delayMs, signal), signal).catch((err: unknown) => {
-          throw toAbortError(err, signal);
-        });
-      }
-    }
-  }
-
-  async function sendOnce(body: string, callSignal: AbortSignal): Promise<ChatResponse> {
-    throwIfAborted(callSignal);
-    const timeout = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      timeout.abort(new LlmTimeoutError(`LLM request timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const fetchSignal = linkSignals(callSignal, timeout.signal);
-
-    const fail = (err: unknown): never => {
-      if (callSignal.aborted) throw toAbortError(callSignal.reason, callSignal);
-      if (timedOut) throw new LlmTimeoutError(`LLM request to ${redactedUrl(endpoint)} timed out after ${timeoutMs} ms`);
-      throw new LlmNetworkError(redactSecret(`LLM request to ${redactedUrl(endpoint)} failed: ${describeError(err)}`, apiKey), {
-        cause: err,
-      });
-    };
-
-    try {
-      meter.countRequest();
-      const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-      if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-      const response = await fetchImpl(endpoint, { method: 'POST', headers, body, signal: fetchSignal.signal }).catch(fail);
-      // The timeout also covers reading the body: a server may send headers and then stall.
-      const text = await response.text().catch(fail);
-      if (!response.ok) {
-        throw errorFromHttpStatus(response.status, response.statusText, text, parseRetryAfter(response.headers), apiKey);
-      }
-      return parseChatResponseBody(text, response.status);
-    } finally {
-      clearTimeout(timer);
-      fetchSignal.dispose();
     }
   }
 
@@ -234,41 +167,13 @@ async function readCache(cache: ResponseCache, key: string): Promise<ChatRespons
 }
 
 function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw toAbortError(signal.reason, signal);
+  if (signal.aborted) throw abortErrorFrom(signal.reason);
 }
 
 /** Our abort error for a cancellation, whatever shape the abort reason had. */
 function toAbortError(err: unknown, signal: AbortSignal): LlmError {
-  if (!signal.aborted && !isAbortError(err)) return err instanceof LlmError ? err : new LlmError(describeError(err), { cause: err });
-  const reason = signal.aborted ? signal.reason : err;
-  if (reason instanceof LlmAbortError) return new LlmAbortError(reason.message, { cause: reason });
-  const why = typeof reason === 'string' ? reason : reason instanceof Error && reason.name !== 'AbortError' ? reason.message : '';
-  return new LlmAbortError(why ? `LLM request cancelled: ${why}` : 'LLM request cancelled', { cause: reason });
-}
-
-function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  // Node's fetch says only "fetch failed" and keeps the reason (ECONNREFUSED, socket hang up…) in `cause`.
-  const cause = err.cause;
-  if (cause instanceof Error || (typeof cause === 'object' && cause !== null)) {
-    const { code, message } = cause as { code?: unknown; message?: unknown };
-    const detail = [typeof code === 'string' ? code : '', typeof message === 'string' ? message : ''].filter(Boolean).join(' ');
-    if (detail) return `${err.message} (${detail})`;
-  }
-  if (err.message === 'Failed to fetch' || err.message.startsWith('NetworkError')) {
-    return `${err.message} (server unreachable, or the browser blocked it: CORS)`;
-  }
-  return err.message;
-}
-
-/** The URL without query string or credentials, for messages. */
-function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
+  if (signal.aborted || isAbortError(err)) return abortErrorFrom(signal.aborted ? signal.reason : err);
+  return err instanceof LlmError ? err : new LlmError(String(err), { cause: err });
 }
 
 function checkBaseUrl(raw: unknown): string {

@@ -2,6 +2,7 @@
  * Typed errors of the LLM client. Every error is an `LlmError` with a one-line, human-readable
  * message (HTTP status and the server's own message included where there was one), plus
  * machine-readable fields so callers can decide what to do (retry, fall back, ask for a key).
+ * The `openai` SDK's errors are mapped onto these in `transport.ts`.
  *
  * No error message or field ever contains the API key: messages from the server are scrubbed
  * of it before they are stored (see `redactSecret`).
@@ -18,8 +19,6 @@ export interface LlmErrorDetails {
   param?: string;
   /** Whether trying the same request again later may succeed. */
   retryable?: boolean;
-  /** Server-requested wait before retrying (from `retry-after-ms` / `retry-after`), when readable. */
-  retryAfterMs?: number;
   cause?: unknown;
 }
 
@@ -29,7 +28,6 @@ export class LlmError extends Error {
   readonly type: string | undefined;
   readonly param: string | undefined;
   readonly retryable: boolean;
-  readonly retryAfterMs: number | undefined;
   /** How many HTTP attempts were made before giving up (set by the client). */
   attempts = 0;
 
@@ -41,7 +39,6 @@ export class LlmError extends Error {
     this.type = details.type;
     this.param = details.param;
     this.retryable = details.retryable ?? false;
-    this.retryAfterMs = details.retryAfterMs;
   }
 }
 
@@ -137,6 +134,13 @@ export class LlmConfigError extends LlmError {
     super(message, { retryable: false });
     this.name = 'LlmConfigError';
   }
+}
+
+/** Our cancellation error for an abort `reason` of any shape (a string, an Error, ours, none). */
+export function abortErrorFrom(reason: unknown): LlmAbortError {
+  if (reason instanceof LlmAbortError) return new LlmAbortError(reason.message, { cause: reason });
+  const why = typeof reason === 'string' ? reason : reason instanceof Error && reason.name !== 'AbortError' ? reason.message : '';
+  return new LlmAbortError(why ? `LLM request cancelled: ${why}` : 'LLM request cancelled', { cause: reason });
 }
 
 /** True for any cancellation error: ours, fetch's DOMException, or an abort reason we were handed. */

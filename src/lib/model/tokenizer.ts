@@ -2,6 +2,12 @@
  * GPT-2 byte-level BPE tokenizer that also reports, for every token, where it came from in the
  * input text — needed to highlight activations on the characters that produced them.
  *
+ * Why our own: no JavaScript tokenizer library gives character offsets or marks tokens that hold
+ * part of a character (`@huggingface/tokenizers` and transformers.js return ids and token strings
+ * only), and every activation is shown on its characters. The ids are checked against
+ * `@huggingface/tokenizers` on the whole bundled corpus and a Unicode fuzz set
+ * (test/tokenizer-parity.test.ts, which lists the intended differences).
+ *
  * Built from a Hugging Face `tokenizer.json` (everything — vocabulary, merges, special tokens —
  * is read from the file, nothing about GPT-2's sizes is hard-coded), so it works for any
  * GPT-2-family vocabulary.
