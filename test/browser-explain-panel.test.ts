@@ -8,10 +8,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, startBuiltApp } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 import { logprobTokens, reply, startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
 import { plantedNeurons } from '../scripts/toy/planted-model.ts';
@@ -29,7 +29,7 @@ const probeAnswer =
       : reply.error(400, 'logprobs are not supported with reasoning models', { code: 'invalid_request_error' });
 
 run('LLM settings and explain panel in the app', () => {
-  let dev: { server: ViteDevServer; url: string };
+  let app: StaticServer;
   let browser: Browser;
   let page: Page;
   const servers: FakeOpenAiServer[] = [];
@@ -44,11 +44,11 @@ run('LLM settings and explain panel in the app', () => {
   beforeAll(async () => {
     execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/gen-models.ts')], { stdio: 'ignore' });
     execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/prepare-corpus.ts')], { stdio: 'ignore' });
-    dev = await startDevServer();
+    app = await startBuiltApp();
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
-    await page.goto(dev.url);
+    await page.goto(app.url);
     await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
     // A small scan to browse: records for every neuron of the toy model.
     await page.getByLabel('max excerpts').fill('48');
@@ -63,7 +63,7 @@ run('LLM settings and explain panel in the app', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await dev?.server.close();
+    await app?.close();
     await Promise.all(servers.map((s) => s.close()));
   });
 
