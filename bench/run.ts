@@ -27,6 +27,10 @@ const report: Record<string, unknown> = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version },
   model: 'gpt2-small-random (12 layers, d_model 768, d_mlp 3072: 36,864 neurons; 64-token excerpts)',
 };
+if (wanted('app-load')) {
+  // The production app in headless Chromium: first visit, repeat visit, offline (toy model).
+  report.appLoad = [runJson('bench/app-load-bench.ts', [quick ? '1' : '3']), runJson('bench/app-load-bench.ts', [quick ? '1' : '3', '--pages-host'])];
+}
 if (wanted('variant-fidelity')) {
   // How far the fp16 and int8 exports' activations are from fp32 (the model picker's fidelity figures).
   report.variantFidelity = runJson('bench/variant-fidelity-bench.ts', [smallDir, String(quick ? 8 : 32)]);

@@ -8,4 +8,6 @@ const offline: OfflineStatus = import.meta.env.PROD
   ? await startOfflineSupport(new URL('service-worker.js', new URL(import.meta.env.BASE_URL, document.baseURI)))
   : { isolated: globalThis.crossOriginIsolated === true, offlineReady: false, note: null };
 
-export default mount(App, { target: document.getElementById('app')!, props: { offline } });
+const target = document.getElementById('app')!;
+target.replaceChildren(); // the start-up message in index.html
+export default mount(App, { target, props: { offline } });

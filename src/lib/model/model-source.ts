@@ -48,8 +48,9 @@ export function withListing(source: ModelSource, listing: ReadonlyMap<string, nu
 /**
  * The manifest the project's model generator writes in each bundled model folder; its `files`
  * maps each file's path to its size. Folders without one still load (files are then probed).
+ * Not a dot-file: some static hosts (and GitHub's Pages artifact upload) leave those out.
  */
-export const MODEL_MANIFEST_FILE = '.neurolens-model.json';
+export const MODEL_MANIFEST_FILE = 'neurolens-model.json';
 
 /** The `files` of a model folder's manifest, if it has a valid one. */
 export async function readManifestListing(source: ModelSource, signal?: AbortSignal): Promise<Map<string, number> | undefined> {
