@@ -62,6 +62,8 @@ export class ModelLoader {
   state: ModelLoaderState = { phase: 'idle', request: null, progress: null, summary: null, error: null, confirm: null, interrupted: null };
   private controller: AbortController | null = null;
   private pending: { request: ModelRequest; backend: BackendChoice } | null = null;
+  /** Counts the user's requests, so that start-up restoring gives way to one made meanwhile. */
+  private requests = 0;
 
   constructor(private readonly deps: ModelLoaderDeps) {}
 
@@ -72,18 +74,20 @@ export class ModelLoader {
 
   /** At start-up: the model remembered from the last visit, or `fallback`; an unfinished download is offered, not restarted. */
   async restore(fallback: RememberedRequest, backend: BackendChoice): Promise<void> {
+    const requestsBefore = this.requests;
     const interrupted = this.remembered(DOWNLOAD_KEY);
     if (interrupted) this.set({ interrupted });
     const last = this.remembered(MODEL_KEY);
     if (last) {
       await this.load(last.request, last.backend);
-      if (this.state.phase === 'ready') return;
+      if (this.state.phase === 'ready' || this.requests !== requestsBefore) return;
     }
     await this.load(fallback, backend, { remember: false });
   }
 
   /** Loads a model; a download over 1 GB first waits for `confirmDownload()`. */
   async request(request: ModelRequest, backend: BackendChoice): Promise<void> {
+    this.requests++;
     this.cancel();
     const controller = new AbortController();
     this.controller = controller;

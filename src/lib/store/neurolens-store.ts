@@ -813,6 +813,10 @@ function checkProbe(input: ProbeInput): void {
   if (input.scanId !== undefined) checkScanId(input.scanId);
   if (typeof input.text !== 'string') throw new StoreError('a probe needs its text');
   if (!Array.isArray(input.tokens) || !input.tokens.every((t) => typeof t === 'string')) throw new StoreError('probe tokens must be strings');
+  if (input.model !== undefined && typeof input.model !== 'string') throw new StoreError('probe model must be a string');
+  if (input.spans !== undefined && (!Array.isArray(input.spans) || input.spans.length !== input.tokens.length || !input.spans.every((s) => Number.isInteger(s?.start) && Number.isInteger(s?.end)))) {
+    throw new StoreError('probe spans must give a start and an end for every token');
+  }
   if (!Number.isInteger(input.dMlp) || input.dMlp < 1) throw new StoreError('probe dMlp must be a positive integer');
   if (!Array.isArray(input.layers)) throw new StoreError('probe layers must be an array');
   input.layers.forEach((l, i) => {

@@ -92,8 +92,12 @@ export interface ProbeInput {
   /** The scan (model) it belongs to, if any; deleting the scan deletes its probes. */
   scanId?: string;
   text: string;
+  /** The model's label (a bundled name, a hub id). */
+  model?: string;
   tokens: string[];
   tokenIds?: number[];
+  /** Each token's characters in `text` (UTF-16 offsets); `fragment` marks part of a character. */
+  spans?: { start: number; end: number; fragment?: boolean }[];
   dMlp: number;
   layers: ProbeLayer[];
 }
