@@ -142,6 +142,16 @@ export function inspectModel(bytes: Uint8Array, options: InspectOptions = {}): M
   return analyseModel(model, options).info;
 }
 
+/**
+ * The decoded model (merged decoders specialised to their no-cache branch), an index over its
+ * graph and its description: for reading weights by structure (model-weights.ts).
+ */
+export function analyseModelGraph(bytes: Uint8Array, options: InspectOptions = {}): { model: ModelProto; index: GraphIndex; info: ModelInfo } {
+  const model = decodeModel(bytes, options.sourceName);
+  const { info, index } = analyseModel(model, options);
+  return { model, index, info };
+}
+
 /** Returns a pruned copy of the model whose outputs are the requested MLP activations. */
 export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentedModel {
   const model = decodeModel(bytes, options.sourceName);
@@ -690,8 +700,16 @@ function externalDataFiles(graph: GraphProto): string[] {
 /** Ops between the LM head's matrix product and the logits output. */
 const LOGITS_PATH_OPS = new Set(['Reshape', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten', 'Add', 'Mul']);
 
-/** A projection node behind `output` (through bias/scale/reshape ops), with its weight shape. */
+/** The shape of the projection behind `output` (see headProjection). */
 function headProjectionShape(index: GraphIndex, output: string): number[] | undefined {
+  return headProjection(index, output)?.shape;
+}
+
+/**
+ * The projection node behind `output` (through bias/scale/reshape ops), with its weight shape as
+ * stored in the file (MatMul: [k, n]; Gemm: as stored, before transB).
+ */
+export function headProjection(index: GraphIndex, output: string): { node: NodeProto; shape: number[] } | undefined {
   const memo = new Map<string, boolean>();
   const stack = [output];
   const visited = new Set<string>();
@@ -704,9 +722,9 @@ function headProjectionShape(index: GraphIndex, output: string): number[] | unde
     const op = p.node.opType ?? '';
     if (op === 'MatMul' || op === 'Gemm' || op === 'MatMulInteger') {
       const shape = p.node.input?.[1] ? constantShape(index, p.node.input[1]) : undefined;
-      if (shape?.length === 2) return shape;
+      if (shape?.length === 2) return { node: p.node, shape };
     } else if (op === 'MatMulNBits') {
-      return [attrInt(p.node, 'K', 0), attrInt(p.node, 'N', 0)];
+      return { node: p.node, shape: [attrInt(p.node, 'K', 0), attrInt(p.node, 'N', 0)] };
     } else if (LOGITS_PATH_OPS.has(op)) {
       if (op === 'Reshape' || op === 'Squeeze' || op === 'Unsqueeze') stack.push(p.node.input?.[0] ?? '');
       else for (const i of p.node.input ?? []) if (i) stack.push(i);
