@@ -7,7 +7,7 @@ import { hubSource, isHubRepoId } from '../lib/model/hub-source.ts';
 import { ModelNotFoundError, type ModelSource } from '../lib/model/model-source.ts';
 import { loadModel, type LoadedModel } from '../lib/model/load-model.ts';
 import { loadNodeRuntime, type NodeRuntimeChoice } from '../lib/model/ort-runtime.node.ts';
-import { ActivationCapturer } from '../lib/model/capture.ts';
+import { ActivationCapturer, type NeuronRef } from '../lib/model/capture.ts';
 import type { ModelDtype } from '../lib/model/model-source.ts';
 import { CliError } from './cli-error.ts';
 
@@ -35,13 +35,20 @@ export interface OpenModelOptions {
 
 /** Loads a model and its capturer for a CLI command, with progress on stderr for downloads. */
 export async function openCapturer(options: OpenModelOptions): Promise<{ model: LoadedModel; capturer: ActivationCapturer }> {
-  const dtype = (options.dtype ?? 'fp32') as ModelDtype;
-  if (!['fp32', 'fp16', 'quantized'].includes(dtype)) throw new CliError(`--dtype must be fp32, fp16 or quantized, not "${dtype}"`, 2);
   const backend = (options.backend ?? 'auto') as NodeRuntimeChoice;
   if (!['auto', 'node', 'wasm'].includes(backend)) throw new CliError(`--backend must be auto, node or wasm, not "${backend}"`, 2);
+  const model = await openModel(options);
+  const runtime = await loadNodeRuntime(backend);
+  return { model, capturer: new ActivationCapturer(model, runtime) };
+}
+
+/** Loads a model (config, tokenizer, graph) for a CLI command, with progress on stderr for downloads. */
+export async function openModel(options: Omit<OpenModelOptions, 'backend'>): Promise<LoadedModel> {
+  const dtype = (options.dtype ?? 'fp32') as ModelDtype;
+  if (!['fp32', 'fp16', 'quantized'].includes(dtype)) throw new CliError(`--dtype must be fp32, fp16 or quantized, not "${dtype}"`, 2);
   const source = await resolveModelSource(options.model ?? DEFAULT_MODEL);
   let lastReport = 0;
-  const model = await loadModel(source, {
+  return loadModel(source, {
     dtype,
     onnxPath: options.onnx,
     onProgress: ({ file, loaded, total }) => {
@@ -52,8 +59,6 @@ export async function openCapturer(options: OpenModelOptions): Promise<{ model: 
       process.stderr.write(`\rdownloading ${file}: ${(loaded / 1e6).toFixed(1)} MB${pct}   `);
     },
   });
-  const runtime = await loadNodeRuntime(backend);
-  return { model, capturer: new ActivationCapturer(model, runtime) };
 }
 
 /** Parses "0,5,7" into layer numbers. */
@@ -64,5 +69,17 @@ export function parseLayerList(value: string | undefined): number[] | undefined 
   return parts.map((p) => {
     if (!/^\d+$/.test(p)) throw new CliError(`--layers: "${p}" is not a layer number`, 2);
     return Number(p);
+  });
+}
+
+/** Parses "5:131,7:2" into neurons (syntax only; the model checks the ranges). */
+export function parseNeuronList(value: string | undefined, option = '--neurons'): NeuronRef[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (parts.length === 0) throw new CliError(`${option} needs pairs such as 5:131,7:2`, 2);
+  return parts.map((p) => {
+    const m = /^(\d+):(\d+)$/.exec(p);
+    if (!m) throw new CliError(`${option}: "${p}" is not layer:neuron (e.g. 5:131)`, 2);
+    return { layer: Number(m[1]), neuron: Number(m[2]) };
   });
 }
