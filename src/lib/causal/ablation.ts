@@ -11,7 +11,7 @@ import { checkNeuronEdits, type NeuronEdit } from '../model/neuron-edits.ts';
 import { TextTooLongError } from '../model/text-errors.ts';
 import type { Token } from '../model/tokenizer.ts';
 import { topIndexes } from '../model/top-indexes.ts';
-import { klDivergence, logSoftmax } from './distributions.ts';
+import { klDivergence, nextTokenDistribution } from './distributions.ts';
 
 export interface TokenProbability {
   id: number;
@@ -81,17 +81,17 @@ export function comparePredictions(
   tokenText: (id: number) => string,
   top = 10,
 ): PositionEffect {
-  const logP = logSoftmax(original);
-  const logQ = logSoftmax(edited);
-  const n = logP.length;
-  const p = logP.map(Math.exp);
-  const q = logQ.map(Math.exp);
+  const P = nextTokenDistribution(original);
+  const Q = nextTokenDistribution(edited);
+  const { p, logP } = P;
+  const { p: q, logP: logQ } = Q;
+  const n = p.length;
   const listed = (indexes: number[], prob: Float64Array): TokenProbability[] =>
     indexes.map((id) => ({ id, token: tokenText(id), p: prob[id] }));
   const shifts = (indexes: number[], keep: (i: number) => boolean): ProbabilityShift[] =>
     indexes.filter(keep).map((id) => ({ id, token: tokenText(id), before: p[id], after: q[id] }));
   return {
-    kl: klDivergence(logP, logQ),
+    kl: klDivergence(P, Q),
     original: listed(topIndexes((i) => logP[i], n, top), p),
     edited: listed(topIndexes((i) => logQ[i], n, top), q),
     gained: shifts(topIndexes((i) => q[i] - p[i], n, top), (i) => q[i] > p[i]),
