@@ -96,7 +96,8 @@ export async function run(argv: string[]): Promise<void> {
       strict: true,
     }));
   } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${HELP}`, 2);
+    // parseArgs explains some mistakes over several lines (e.g. a negative --scale); keep it to one.
+    throw new CliError(`${(err as Error).message.replace(/\s*\n\s*/g, ' ')}\n${HELP}`, 2);
   }
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
