@@ -56,12 +56,7 @@ export async function run(argv: string[]): Promise<void> {
   }
 
   const model = await openModel(values);
-  const weights = ModelWeights.read(model.onnxBytes, {
-    dModel: model.config.dModel,
-    layerNormEps: model.config.layerNormEps,
-    externalData: model.externalData,
-    sourceName: `${model.label}/${model.onnxPath}`,
-  });
+  const weights = await ModelWeights.of(model);
   const views = neuronWeightViews(weights, neurons[0], (id) => model.tokenizer.tokenText(id), { top });
   if (values.json) process.stdout.write(`${JSON.stringify(toJson(views))}\n`);
   else process.stdout.write(toReport(model.label, views));

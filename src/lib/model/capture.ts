@@ -8,10 +8,13 @@
  * with) replace the GELU of every layer inside the graph (see instrument.ts). Replacing it only
  * where the activations are read would not do: each layer's input depends on the GELUs of all
  * layers below it. The post-activations are then the new GELU applied to `blocks.{L}.mlp.hook_pre`.
+ *
+ * `edits` runs a session whose every MLP is editable (neuron-edits.ts): one session serves any
+ * set of edits, and no edit at all gives the plain session's outputs bit for bit.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { mlpHookName, parseMlpEditInputName } from './gpt2-types.ts';
-import type { LoadedModel } from './load-model.ts';
+import { modelGraph, type LoadedModel } from './load-model.ts';
 import type { BackendName, OrtRuntime } from './ort-runtime.ts';
 import { instrumentModel } from './instrument.ts';
 import { mlpPreHookName } from './find-mlp-hooks.ts';
@@ -131,7 +134,7 @@ export class ActivationCapturer {
   private async createSession(layers: number[], logits: boolean, hooks: SessionHooks): Promise<PreparedSession> {
     const { runtime } = this;
     // Nullable so that the references can be dropped before the session is created.
-    let graph: { onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } | null = await this.graph();
+    let graph: { onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } | null = await modelGraph(this.model);
     let instrumented: { bytes: Uint8Array; inputs: PreparedSession['inputs'] } | null = instrumentModel(graph.onnxBytes, {
       layers,
       logits,
@@ -162,12 +165,6 @@ export class ActivationCapturer {
     }
   }
 
-  /** The model's graph and external data, read again from the source if they were let go of. */
-  private async graph(): Promise<{ onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }> {
-    const { model } = this;
-    if (model.onnxBytes.byteLength > 0 || model.onnxSize === 0) return { onnxBytes: model.onnxBytes, externalData: model.externalData };
-    return model.reload();
-  }
 
   /** Creates the session for a request ahead of time (so load time is separate from run time). */
   async warmUp(layers?: number[], logits = false, options: { gelu?: GeluChoice; pre?: boolean; edits?: readonly NeuronEdit[] } = {}): Promise<BackendName> {

@@ -14,6 +14,7 @@
 import { activationBehind, findTokenEmbedding, locateMlps, type LocatedMlp, type Projection } from './find-mlp-hooks.ts';
 import { halfToNumber } from './float16.ts';
 import { analyseModelGraph, headProjection, type ModelInfo } from './instrument.ts';
+import { modelGraph, type LoadedModel } from './load-model.ts';
 import { ModelFormatError } from './model-errors.ts';
 import {
   DataType,
@@ -102,6 +103,20 @@ export class ModelWeights {
   static read(bytes: Uint8Array, options: ReadWeightsOptions = {}): ModelWeights {
     const { index, info } = analyseModelGraph(bytes, { dModel: options.dModel, sourceName: options.sourceName });
     return new ModelWeights(index, info, options);
+  }
+
+  /**
+   * The weights of a loaded model (its graph read again from the source if it was let go of).
+   * The views keep the graph's bytes alive while this object is.
+   */
+  static async of(model: LoadedModel): Promise<ModelWeights> {
+    const { onnxBytes, externalData } = await modelGraph(model);
+    return ModelWeights.read(onnxBytes, {
+      dModel: model.config.dModel,
+      layerNormEps: model.config.layerNormEps,
+      externalData,
+      sourceName: `${model.label}/${model.onnxPath}`,
+    });
   }
 
   /** Block `layer`'s MLP weights and its ln_2. */
