@@ -78,7 +78,10 @@ export interface AblationScore {
 export type AblationScorer = (input: AblationScoreInput, signal: AbortSignal) => Promise<AblationScore>;
 
 export interface AblationScoreOptions {
-  /** Excerpts per model run, each taking three rows (default 4). */
+  /**
+   * Excerpts per model run, each taking three rows (default 2: for GPT-2 small the logits of one
+   * run of six 64-token rows take 77 MB).
+   */
   batchSize?: number;
   /** Reuse a token lookup across calls (building one reads the whole vocabulary). */
   lookup?: TokenLookup;
@@ -111,7 +114,7 @@ export async function computeAblationScore(
   options: AblationScoreOptions = {},
 ): Promise<AblationScore> {
   checkInput(input);
-  const batchSize = options.batchSize ?? 4;
+  const batchSize = options.batchSize ?? 2;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new AblationScoreError(`batchSize must be a positive integer, not ${batchSize}`);
   const { layer, neuron, mean } = input;
   capturer.checkNeuron({ layer, neuron });
