@@ -182,7 +182,8 @@ export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = 
     replaced = replaceGelus(graph, index, info.hooks.map((h) => ({ hook: h, pre: needPre(h) })), geluChoice);
   }
   const hooks = layers.map((l) => info.hooks[l]);
-  const editLayers = options.edits === undefined || options.edits === false ? [] : selectLayers(options.edits === true ? undefined : options.edits, info.nLayer);
+  const editLayers =
+    options.edits === undefined || options.edits === false ? [] : selectLayers(options.edits === true ? undefined : options.edits, info.nLayer);
   const edited = addActivationEdits(
     graph,
     index,
