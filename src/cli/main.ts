@@ -9,6 +9,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   score: { summary: 'score an explanation (simulate and correlate)', load: () => import('./commands/score.ts') },
   rescore: { summary: 'recompute scores of stored simulation results (no LLM)', load: () => import('./commands/rescore.ts') },
   compare: { summary: "compare a record's stored activations with the model's own", load: () => import('./commands/compare.ts') },
+  ablate: { summary: "what zeroing, mean-ablating or scaling neurons does to the model's predictions", load: () => import('./commands/ablate.ts') },
+  weights: { summary: "a neuron's input and output tokens and related neurons, from the weights", load: () => import('./commands/weights.ts') },
 };
 
 export function usage(): string {

@@ -619,7 +619,13 @@ function geluTanh(v: number): number {
  * Forward pass of the mini model on a batch of equal-length token rows (no past), returning
  * every layer's post-GELU activation and the logits. For `embedsInput` models pass `embeds`.
  */
-export function referenceForward(m: MiniModel, ids: number[][], embeds?: Float32Array): ReferenceResult {
+export function referenceForward(
+  m: MiniModel,
+  ids: number[][],
+  embeds?: Float32Array,
+  /** Edits a layer's post-GELU activations ([batch·seq, dMlp]) in place before its down-projection. */
+  editMlp?: (layer: number, activations: Float32Array) => void,
+): ReferenceResult {
   const { weights: w, options: o } = m;
   const batch = ids.length;
   const seq = ids[0].length;
@@ -662,6 +668,7 @@ export function referenceForward(m: MiniModel, ids: number[][], embeds?: Float32
     x = x.map((v, i) => v + attnOut[i]);
     if (bw.fc && bw.proj) {
       const h = applyLinear(applyLayerNorm(x, rows, d, bw.ln2), rows, bw.fc).map(geluTanh);
+      editMlp?.(hooks.length, h);
       hooks.push(h);
       const m2 = applyLinear(h, rows, bw.proj);
       x = x.map((v, i) => v + m2[i]);

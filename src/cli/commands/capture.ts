@@ -2,9 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { mlpHookName } from '../../lib/model/gpt2-types.ts';
-import type { NeuronRef, TextCapture } from '../../lib/model/capture.ts';
+import type { TextCapture } from '../../lib/model/capture.ts';
 import { CliError } from '../cli-error.ts';
-import { openCapturer, parseLayerList } from '../resolve-model.ts';
+import { openCapturer, parseLayerList, parseNeuronList } from '../resolve-model.ts';
 
 const HELP = `usage: neurolens capture --model <dir|hub-id|bundled-name> (--text <text> | --file <path>)
                          [--layers 0,5] [--neurons 5:131,7:2] [--top K] [--json]
@@ -17,17 +17,6 @@ const HELP = `usage: neurolens capture --model <dir|hub-id|bundled-name> (--text
   --top K     list the K most active neurons of each token
   --json      print one JSON object instead of a table
   --windowed  analyse text longer than the context window in consecutive windows`;
-
-export function parseNeuronList(value: string | undefined): NeuronRef[] | undefined {
-  if (value === undefined) return undefined;
-  const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (parts.length === 0) throw new CliError('--neurons needs pairs such as 5:131,7:2', 2);
-  return parts.map((p) => {
-    const m = /^(\d+):(\d+)$/.exec(p);
-    if (!m) throw new CliError(`--neurons: "${p}" is not layer:neuron (e.g. 5:131)`, 2);
-    return { layer: Number(m[1]), neuron: Number(m[2]) };
-  });
-}
 
 /** Shortest decimal that reads back as the same float32. */
 function f32(x: number): number {

@@ -1,7 +1,8 @@
 /**
  * Explanation and simulation results in the JSON format released with Bills et al. (2023).
  * Field names are the paper's so files round-trip losslessly; `dataclass_name` is kept.
- * Neurolens adds two optional fields to a SequenceSimulation, `simulation_mode` and `coverage`.
+ * Neurolens adds two optional fields to a SequenceSimulation, `simulation_mode` and `coverage`,
+ * and one to a ScoredSimulation, `ablation_score`.
  * The paper's Python reader rejects unknown fields, so writers offer a paper-fields-only mode
  * (see formats.ts) for files meant for it.
  */
@@ -43,6 +44,8 @@ export interface ScoredSimulation {
   ev_correlation_score: number | null;
   rsquared_score?: number | null;
   absolute_dev_explained_score?: number | null;
+  /** Neurolens extension: the ablation score on the same records (ablation-score.ts), when computed. */
+  ablation_score?: number | null;
 }
 
 export interface ScoredExplanation {

@@ -10,7 +10,7 @@
  * then Neurolens' extension fields, then any unknown fields in their original order.
  *
  * Note for interop: the reference Python reader builds dataclasses with `cls(**fields)`, so it
- * rejects unknown fields (including Neurolens' `simulation_mode`/`coverage`); write with
+ * rejects unknown fields (including Neurolens' `simulation_mode`/`coverage`/`ablation_score`); write with
  * `{ paperFieldsOnly: true }` for files meant for that code.
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from '../activations/records.ts';
@@ -87,6 +87,7 @@ const PAPER_FIELDS: Record<DataclassName, readonly string[]> = {
 /** Neurolens additions, written after the paper's fields (see explanation-types.ts). */
 const NEUROLENS_FIELDS: Partial<Record<DataclassName, readonly string[]>> = {
   SequenceSimulation: ['simulation_mode', 'coverage'],
+  ScoredSimulation: ['ablation_score'],
 };
 
 /** Which fields hold dataclasses: [dataclass, array nesting depth]. */
@@ -342,6 +343,7 @@ export function validateScoredSimulation(value: unknown, path = ''): ScoredSimul
     validateScoredSequenceSimulation,
   );
   checkScores(obj, path, true);
+  if (has(obj, 'ablation_score')) expectFinite(obj.ablation_score, fieldPath(path, 'ablation_score'), true);
   return obj as unknown as ScoredSimulation;
 }
 

@@ -18,6 +18,7 @@ import {
   checkNeuronRecord,
   explainAndScoreNeuron,
   type NeuronPipelineResult,
+  type PipelineCallOptions,
   type PipelineOptions,
   type PipelineProgress,
   simulatorFor,
@@ -82,6 +83,8 @@ export interface ExplainJobCallOptions {
   onProgress?: (progress: JobProgress) => void;
   /** Called with each neuron's result as soon as it is stored. */
   onNeuronDone?: (result: NeuronPipelineResult, neuron: number) => void;
+  /** Also compute ablation scores with a model (see PipelineCallOptions.ablation). */
+  ablation?: PipelineCallOptions['ablation'];
 }
 
 export interface ExplainJobResult {
@@ -169,6 +172,7 @@ export async function runExplainJob(
         signal: call.signal,
         steps: storedSteps(store, jobId, prefix),
         simulator,
+        ...(call.ablation ? { ablation: call.ablation } : {}),
         onProgress: (step) => notify({ neuron: position, neurons: records.length, step }),
       });
       // Through JSON, so a fresh result is exactly what a resumed run would read back.

@@ -4,7 +4,8 @@
  * 2. simulate each explanation on other top-activating records (default 5) and random records
  *    (default 5), never on a record used for explaining;
  * 3. score per explanation on top-only, random-only and all records (the paper's headline score is
- *    `all.ev_correlation_score`), optionally calibrated, optionally with detection/fuzzing scores.
+ *    `all.ev_correlation_score`), optionally calibrated, optionally with detection/fuzzing scores;
+ * 4. optionally, with a model, the ablation score on the same scored records (ablation-score.ts).
  *
  * Record selection: the top records (largest first) are split by interleaving: even positions
  * (0, 2, 4, ...) are for explaining, odd positions (1, 3, 5, ...) for scoring, so both halves
@@ -18,6 +19,7 @@
  */
 import type { ActivationRecord, NeuronId, NeuronRecord } from '../activations/records.ts';
 import type { ChatCompleter } from '../llm/types.ts';
+import { AblationScoreError, type AblationScore, type AblationScorer } from './ablation-score.ts';
 import { calibratedScores, CalibrationError, type CalibratedScores } from './calibration.ts';
 import { scoreDetection, type BinaryScoreResult, type BinaryScorerOptions } from './detection-scorer.ts';
 import { generateExplanations, type ExplainerOptions } from './explainer.ts';
@@ -77,7 +79,7 @@ export interface PipelineOptions {
 
 export interface PipelineProgress {
   neuron_id: NeuronId;
-  stage: 'explain' | 'simulate' | 'detection' | 'fuzzing';
+  stage: 'explain' | 'simulate' | 'detection' | 'fuzzing' | 'ablation';
   /** Steps finished so far (recalled steps count) and steps in all, for this neuron. */
   done: number;
   total: number;
@@ -92,6 +94,13 @@ export interface PipelineCallOptions {
    * logprob-to-sampled fallback from being rediscovered (one failed request per excerpt) each time.
    */
   simulator?: Simulator;
+  /**
+   * Also compute each explanation's ablation score (ablation-score.ts) with a model: a function
+   * that runs `computeAblationScore` where the model is (in Node directly, in the app in the model
+   * worker). Skipped (`ablation: null`) when the record has no mean activation or no simulated
+   * value to calibrate with.
+   */
+  ablation?: AblationScorer;
 }
 
 export interface SelectedRecords {
@@ -120,6 +129,8 @@ export interface ExplanationScores {
   calibrated?: CalibratedScores | null;
   detection?: BinaryScoreResult;
   fuzzing?: BinaryScoreResult;
+  /** With an ablation scorer: the ablation score on the scored records (null where it could not be computed). */
+  ablation?: AblationScore | null;
   /** Simulation modes that produced this explanation's simulations. */
   simulation_modes: SimulationMode[];
 }
@@ -297,7 +308,8 @@ export async function explainAndScoreNeuron(
     ...selected.calibrationTop.map((r, i) => ({ key: `calibration-top${i}`, record: r })),
     ...selected.calibrationRandom.map((r, i) => ({ key: `calibration-random${i}`, record: r })),
   ];
-  const perExplanation = simulated.length + (detection ? 1 : 0) + (fuzzing ? 1 : 0);
+  const ablation = call.ablation;
+  const perExplanation = simulated.length + (detection ? 1 : 0) + (fuzzing ? 1 : 0) + (ablation ? 1 : 0);
   const total = 1 + nExplanations * perExplanation;
   let done = 0;
   const progress = (stage: PipelineProgress['stage']) => {
@@ -410,6 +422,37 @@ export async function explainAndScoreNeuron(
         scoredRecords.map((r) => r.activations),
       );
     });
+
+    if (ablation) {
+      // One explanation at a time: the model runs one batch at a time anyway.
+      for (const [e, { sims }] of scores.entries()) {
+        const summary = summaries[e];
+        const scored = [...selected.scoreTop.map((r, i) => ({ key: `top${i}`, record: r })), ...selected.scoreRandom.map((r, i) => ({ key: `random${i}`, record: r }))];
+        const result = await steps.run(`ablation/e${e}`, async (): Promise<AblationScore | null> => {
+          if (record.mean === null || !Number.isFinite(record.mean)) return null;
+          try {
+            return await guarded((signal) =>
+              ablation(
+                {
+                  layer: record.neuron_id.layer_index,
+                  neuron: record.neuron_id.neuron_index,
+                  mean: record.mean!,
+                  excerpts: scored.map(({ key, record: r }, i) => ({ key, tokens: r.tokens, activations: r.activations, expected: sims[i].expected_activations })),
+                  ...(summary.calibrated ? { calibration: summary.calibrated.calibration } : {}),
+                },
+                signal,
+              ),
+            );
+          } catch (err) {
+            if (err instanceof AblationScoreError || err instanceof CalibrationError) return null;
+            throw err;
+          }
+        });
+        progress('ablation');
+        summary.ablation = result;
+        if (result) scoredExplanations[e].scored_simulation.ablation_score = result.score;
+      }
+    }
 
     return {
       neuron_id: { ...record.neuron_id },

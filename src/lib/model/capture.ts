@@ -8,14 +8,18 @@
  * with) replace the GELU of every layer inside the graph (see instrument.ts). Replacing it only
  * where the activations are read would not do: each layer's input depends on the GELUs of all
  * layers below it. The post-activations are then the new GELU applied to `blocks.{L}.mlp.hook_pre`.
+ *
+ * `edits` runs a session whose every MLP is editable (neuron-edits.ts): one session serves any
+ * set of edits, and no edit at all gives the plain session's outputs bit for bit.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
-import { mlpHookName } from './gpt2-types.ts';
-import type { LoadedModel } from './load-model.ts';
+import { mlpHookName, parseMlpEditInputName } from './gpt2-types.ts';
+import { modelGraph, type LoadedModel } from './load-model.ts';
 import type { BackendName, OrtRuntime } from './ort-runtime.ts';
 import { instrumentModel } from './instrument.ts';
 import { mlpPreHookName } from './find-mlp-hooks.ts';
 import { float16ToFloat32 } from './float16.ts';
+import { checkLayerIndex, checkNeuronEdits, checkNeuronRef, layerEditTensors, type NeuronEdit } from './neuron-edits.ts';
 import { EmptyTextError, OutOfRangeError, TextTooLongError } from './text-errors.ts';
 import type { Token } from './tokenizer.ts';
 
@@ -43,6 +47,13 @@ export interface RunTokensOptions {
   gelu?: GeluChoice;
   /** Also return the pre-activations (default false). */
   pre?: boolean;
+  /**
+   * Run with these neuron edits (neuron-edits.ts) on a session whose every MLP is editable; the
+   * returned activations of an edited layer are the edited ones. An empty list runs that session
+   * unedited, which gives exactly the outputs of a plain session. Edits must be in a layer the
+   * requested outputs depend on (with logits, any layer).
+   */
+  edits?: readonly NeuronEdit[];
 }
 
 export interface NeuronRef {
@@ -88,23 +99,16 @@ export class ActivationCapturer {
   /** Validates a layer list, defaulting to all layers. */
   resolveLayers(layers?: number[]): number[] {
     if (!layers || layers.length === 0) return [...Array(this.nLayer).keys()];
-    for (const l of layers) {
-      if (!Number.isInteger(l) || l < 0 || l >= this.nLayer) {
-        throw new OutOfRangeError(`layer ${l} is out of range: this model has layers 0-${this.nLayer - 1}`);
-      }
-    }
+    for (const l of layers) checkLayerIndex(l, this.nLayer);
     return [...new Set(layers)].sort((a, b) => a - b);
   }
 
   checkNeuron(ref: NeuronRef): void {
-    this.resolveLayers([ref.layer]);
-    if (!Number.isInteger(ref.neuron) || ref.neuron < 0 || ref.neuron >= this.dMlp) {
-      throw new OutOfRangeError(`neuron ${ref.layer}:${ref.neuron} is out of range: each layer has neurons 0-${this.dMlp - 1}`);
-    }
+    checkNeuronRef(ref, { nLayer: this.nLayer, dMlp: this.dMlp });
   }
 
-  private prepare(layers: number[], logits: boolean, hooks: SessionHooks = { pre: false, gelu: 'model' }): Promise<PreparedSession> {
-    const key = `${layers.join(',')}|${logits}|${hooks.pre ? 'pre' : ''}|${hooks.gelu}`;
+  private prepare(layers: number[], logits: boolean, hooks: SessionHooks = { pre: false, gelu: 'model', editable: false }): Promise<PreparedSession> {
+    const key = `${layers.join(',')}|${logits}|${hooks.pre ? 'pre' : ''}|${hooks.gelu}|${hooks.editable ? 'editable' : ''}`;
     let prepared = this.sessions.get(key);
     if (!prepared) {
       prepared = this.createSession(layers, logits, hooks);
@@ -130,12 +134,14 @@ export class ActivationCapturer {
   private async createSession(layers: number[], logits: boolean, hooks: SessionHooks): Promise<PreparedSession> {
     const { runtime } = this;
     // Nullable so that the references can be dropped before the session is created.
-    let graph: { onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } | null = await this.graph();
+    let graph: { onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } | null = await modelGraph(this.model);
     let instrumented: { bytes: Uint8Array; inputs: PreparedSession['inputs'] } | null = instrumentModel(graph.onnxBytes, {
       layers,
       logits,
       dModel: this.model.config.dModel,
-      ...hooks,
+      pre: hooks.pre,
+      gelu: hooks.gelu,
+      edits: hooks.editable,
     });
     const inputs = instrumented.inputs;
     // Staging can fail (a full or read-only temporary folder): then the bytes go over as they are.
@@ -159,15 +165,9 @@ export class ActivationCapturer {
     }
   }
 
-  /** The model's graph and external data, read again from the source if they were let go of. */
-  private async graph(): Promise<{ onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }> {
-    const { model } = this;
-    if (model.onnxBytes.byteLength > 0 || model.onnxSize === 0) return { onnxBytes: model.onnxBytes, externalData: model.externalData };
-    return model.reload();
-  }
 
   /** Creates the session for a request ahead of time (so load time is separate from run time). */
-  async warmUp(layers?: number[], logits = false, options: { gelu?: GeluChoice; pre?: boolean } = {}): Promise<BackendName> {
+  async warmUp(layers?: number[], logits = false, options: { gelu?: GeluChoice; pre?: boolean; edits?: readonly NeuronEdit[] } = {}): Promise<BackendName> {
     return (await this.prepare(this.resolveLayers(layers), logits, hooksFor(options))).backend;
   }
 
@@ -183,8 +183,19 @@ export class ActivationCapturer {
     const seq = Math.max(...batchIds.map((r) => r.length));
     if (seq > this.model.config.nCtx) throw new TextTooLongError(seq, this.model.config.nCtx);
     const batch = batchIds.length;
+    const edits = options.edits ?? [];
+    if (hooks.editable) {
+      checkNeuronEdits(edits, { nLayer: this.nLayer, dMlp: this.dMlp, batch, seq });
+      const reach = logits ? this.nLayer - 1 : layers[layers.length - 1];
+      const unreached = edits.find((e) => e.layer > reach);
+      if (unreached) {
+        throw new OutOfRangeError(
+          `an edit of neuron ${unreached.layer}:${unreached.neuron} cannot change the outputs asked for (layers up to ${reach}); ask for the logits or a later layer`,
+        );
+      }
+    }
     const prepared = await this.prepare(layers, logits, hooks);
-    const feeds = this.buildFeeds(prepared, batchIds, seq);
+    const feeds = this.buildFeeds(prepared, batchIds, seq, edits);
     const results = await prepared.session.run(feeds);
     const out: BatchActivations = { batch, seq, dMlp: this.dMlp, layers: new Map() };
     const output = (name: string) => {
@@ -202,7 +213,7 @@ export class ActivationCapturer {
     return out;
   }
 
-  private buildFeeds(prepared: PreparedSession, batchIds: number[][], seq: number): Record<string, Tensor> {
+  private buildFeeds(prepared: PreparedSession, batchIds: number[][], seq: number, edits: readonly NeuronEdit[]): Record<string, Tensor> {
     const { Tensor } = this.runtime.ort;
     const batch = batchIds.length;
     const ids = new BigInt64Array(batch * seq);
@@ -217,8 +228,18 @@ export class ActivationCapturer {
     });
     const feeds: Record<string, Tensor> = {};
     const { nHead, dModel } = this.model.config;
+    const editTensors = new Map<number, ReturnType<typeof layerEditTensors>>();
+    const editShape = { nLayer: this.nLayer, dMlp: this.dMlp, batch, seq };
     for (const input of prepared.inputs) {
       const { name } = input;
+      const edit = parseMlpEditInputName(name);
+      if (edit) {
+        let tensors = editTensors.get(edit.layer);
+        if (!tensors) editTensors.set(edit.layer, (tensors = layerEditTensors(edits, edit.layer, editShape)));
+        const { data, dims } = tensors[edit.role];
+        feeds[name] = edit.role === 'mask' ? new Tensor('bool', data, dims) : new Tensor('float32', data as Float32Array, dims);
+        continue;
+      }
       if (name === 'input_ids') feeds[name] = new Tensor('int64', ids, [batch, seq]);
       else if (name === 'attention_mask') feeds[name] = new Tensor('int64', mask, [batch, seq]);
       else if (name === 'position_ids') feeds[name] = new Tensor('int64', positions, [batch, seq]);
@@ -296,12 +317,14 @@ export class ActivationCapturer {
 interface SessionHooks {
   pre: boolean;
   gelu: GeluChoice;
+  /** Every MLP gets edit inputs (instrument.ts `edits: true`). */
+  editable: boolean;
 }
 
-function hooksFor(options: { gelu?: GeluChoice; pre?: boolean }): SessionHooks {
+function hooksFor(options: { gelu?: GeluChoice; pre?: boolean; edits?: readonly NeuronEdit[] }): SessionHooks {
   const gelu = options.gelu ?? 'model';
   if (!GELU_CHOICES.includes(gelu)) throw new RangeError(`gelu must be one of ${GELU_CHOICES.join(', ')}, not "${String(gelu)}"`);
-  return { pre: options.pre === true, gelu };
+  return { pre: options.pre === true, gelu, editable: options.edits !== undefined };
 }
 
 function toFloat32(tensor: Tensor): Float32Array {

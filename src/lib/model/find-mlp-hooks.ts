@@ -76,7 +76,7 @@ export interface TokenEmbedding {
 }
 
 /** A matrix multiplication by a weight fixed in the file, seen as x[..., k] · W[k, n]. */
-interface Projection {
+export interface Projection {
   node: NodeProto;
   dataInput: string;
   k: number;
@@ -123,7 +123,21 @@ const DATA_INPUT_ZERO_OPS = LOOK_THROUGH_OPS;
 /** How many tensors the GELU walk may visit before giving up (a decomposed GELU has ~10). */
 const GELU_WALK_LIMIT = 64;
 
+/** One block's MLP as found in the graph: its hook and the projection nodes around it. */
+export interface LocatedMlp {
+  hook: MlpHook;
+  /** The down-projection ([d_mlp, d_model]), reading the activation. */
+  down: Projection;
+  /** The up-projection ([d_model, d_mlp]); absent when only d_model identified the MLP (see findMlpHooks). */
+  up?: Projection;
+}
+
 export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHooksOptions = {}): MlpHook[] {
+  return locateMlps(graph, options).map((m) => m.hook);
+}
+
+/** findMlpHooks with the projection nodes of every MLP, for reading their weights. */
+export function locateMlps(graph: GraphProto | GraphIndex, options: FindMlpHooksOptions = {}): LocatedMlp[] {
   const index = isGraphIndex(graph) ? graph : indexGraph(graph);
   if (options.dModel !== undefined && !(Number.isInteger(options.dModel) && options.dModel > 0)) {
     throw new RangeError(`dModel must be a positive integer, got ${options.dModel}`);
@@ -142,6 +156,7 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
     projection: Projection;
     activation: string;
     confirmed: boolean;
+    up?: Projection;
     pre?: Omit<PreActivation, 'hookName'>;
   }
   const candidates: Candidate[] = [];
@@ -153,7 +168,7 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
     // The up-projection must be the transpose-shaped partner: [d_model, d_mlp] vs [d_mlp, d_model].
     const confirmed = up !== undefined && up.k === projection.n && up.n === projection.k;
     const pre = confirmed ? preActivationBetween(index, behind!, activation, constMemo) : undefined;
-    candidates.push({ projection, activation, confirmed, ...(pre ? { pre } : {}) });
+    candidates.push({ projection, activation, confirmed, ...(confirmed ? { up } : {}), ...(pre ? { pre } : {}) });
   }
 
   let chosen = candidates.filter((c) => c.confirmed);
@@ -168,15 +183,19 @@ export function findMlpHooks(graph: GraphProto | GraphIndex, options: FindMlpHoo
   chosen = chosen.filter((c) => !seen.has(c.activation) && seen.add(c.activation));
   chosen.sort((a, b) => index.position.get(a.projection.node)! - index.position.get(b.projection.node)!);
 
-  return chosen.map(({ projection, activation, pre }, layer) => ({
-    layer,
-    hookName: mlpHookName(layer),
-    tensorName: activation,
-    dMlp: projection.k,
-    dModel: projection.n,
-    dtype: hookDtype(index, activation),
-    downProjection: { nodeName: projection.node.name ?? '', opType: projection.node.opType ?? '' },
-    ...(pre ? { pre: { hookName: mlpPreHookName(layer), ...pre } } : {}),
+  return chosen.map(({ projection, activation, up, pre }, layer) => ({
+    hook: {
+      layer,
+      hookName: mlpHookName(layer),
+      tensorName: activation,
+      dMlp: projection.k,
+      dModel: projection.n,
+      dtype: hookDtype(index, activation),
+      downProjection: { nodeName: projection.node.name ?? '', opType: projection.node.opType ?? '' },
+      ...(pre ? { pre: { hookName: mlpPreHookName(layer), ...pre } } : {}),
+    },
+    down: projection,
+    ...(up ? { up } : {}),
   }));
 }
 
@@ -206,7 +225,8 @@ function isGraphIndex(g: GraphProto | GraphIndex): g is GraphIndex {
   return (g as GraphIndex).producers instanceof Map;
 }
 
-function asProjection(index: GraphIndex, node: NodeProto, constMemo: Map<string, boolean>): Projection | undefined {
+/** The node as a projection by a fixed weight, or undefined. */
+export function asProjection(index: GraphIndex, node: NodeProto, constMemo: Map<string, boolean>): Projection | undefined {
   const inputs = node.input ?? [];
   const data = inputs[0];
   if (!data) return undefined;
@@ -234,7 +254,7 @@ function asProjection(index: GraphIndex, node: NodeProto, constMemo: Map<string,
 }
 
 /** Walks back from a projection's data input to the float activation it was made from. */
-function activationBehind(index: GraphIndex, name: string): string {
+export function activationBehind(index: GraphIndex, name: string): string {
   let current = name;
   for (let steps = 0; steps < 32; steps++) {
     const p = index.producers.get(current);

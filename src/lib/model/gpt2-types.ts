@@ -48,3 +48,20 @@ export function parseMlpHookName(name: string): number | null {
   const m = /^blocks\.(\d+)\.mlp\.hook_post$/.exec(name);
   return m ? Number(m[1]) : null;
 }
+
+/**
+ * Names of the graph inputs that edit block `layer`'s post-GELU activations before its
+ * down-projection, in a model instrumented with `edits` (see instrument.ts): the activation
+ * becomes Where(mask, value, activation · scale). Each is [batch or 1, seq or 1, d_mlp];
+ * scale and value are float32, mask is bool.
+ */
+export function mlpEditInputNames(layer: number): { scale: string; mask: string; value: string } {
+  const base = `blocks.${layer}.mlp.hook_post`;
+  return { scale: `${base}.edit_scale`, mask: `${base}.edit_mask`, value: `${base}.edit_value` };
+}
+
+/** Parses an edit input name back to its layer and role, or returns null. */
+export function parseMlpEditInputName(name: string): { layer: number; role: 'scale' | 'mask' | 'value' } | null {
+  const m = /^blocks\.(\d+)\.mlp\.hook_post\.edit_(scale|mask|value)$/.exec(name);
+  return m ? { layer: Number(m[1]), role: m[2] as 'scale' | 'mask' | 'value' } : null;
+}

@@ -5,6 +5,7 @@
  * Bytes in, bytes out; nothing here depends on a runtime.
  */
 import { findMlpHooks, findTokenEmbedding, type MlpHook } from './find-mlp-hooks.ts';
+import { mlpEditInputNames } from './gpt2-types.ts';
 import { LayerOutOfRangeError, ModelFormatError } from './model-errors.ts';
 import {
   DataType,
@@ -105,6 +106,15 @@ export interface InstrumentOptions extends InspectOptions {
    * the activations published with Bills et al. (2023) were computed with.
    */
   gelu?: 'model' | GeluVariant;
+  /**
+   * Make MLP activations editable through extra graph inputs (see `mlpEditInputNames`): true for
+   * every layer, or a list of layers. Each edited layer's post-GELU activation x becomes
+   * Where(mask, value, x · scale) before its down-projection, and `blocks.{L}.mlp.hook_post`
+   * exposes the edited activation. With scale 1 and mask false the result is x bit for bit:
+   * x · 1 is exact in IEEE arithmetic and Where passes x through untouched. Edits of layers the
+   * requested outputs do not depend on are pruned away with their inputs (see `inputs`).
+   */
+  edits?: boolean | number[];
 }
 
 export type GeluVariant = 'tanh' | 'sigmoid';
@@ -113,7 +123,7 @@ export interface InstrumentedModel {
   bytes: Uint8Array;
   /** The requested layers' hooks, by layer; each is an output named `hook.hookName` unless `post: false`. */
   hooks: MlpHook[];
-  /** Inputs the pruned model still needs (e.g. past_key_values of the kept layers). */
+  /** Inputs the pruned model still needs (e.g. past_key_values of the kept layers, edit inputs). */
   inputs: TensorSpec[];
   /**
    * Output names in order: post-activation hook names by layer, then pre-activation hook names
@@ -130,6 +140,16 @@ export interface InstrumentedModel {
 export function inspectModel(bytes: Uint8Array, options: InspectOptions = {}): ModelInfo {
   const model = decodeModel(bytes, options.sourceName);
   return analyseModel(model, options).info;
+}
+
+/**
+ * The decoded model (merged decoders specialised to their no-cache branch), an index over its
+ * graph and its description: for reading weights by structure (model-weights.ts).
+ */
+export function analyseModelGraph(bytes: Uint8Array, options: InspectOptions = {}): { model: ModelProto; index: GraphIndex; info: ModelInfo } {
+  const model = decodeModel(bytes, options.sourceName);
+  const { info, index } = analyseModel(model, options);
+  return { model, index, info };
 }
 
 /** Returns a pruned copy of the model whose outputs are the requested MLP activations. */
@@ -162,6 +182,13 @@ export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = 
     replaced = replaceGelus(graph, index, info.hooks.map((h) => ({ hook: h, pre: needPre(h) })), geluChoice);
   }
   const hooks = layers.map((l) => info.hooks[l]);
+  const editLayers =
+    options.edits === undefined || options.edits === false ? [] : selectLayers(options.edits === true ? undefined : options.edits, info.nLayer);
+  const edited = addActivationEdits(
+    graph,
+    index,
+    editLayers.map((l) => ({ hook: info.hooks[l], activation: replaced.activations.get(l) ?? info.hooks[l].tensorName })),
+  );
 
   const newNodes: NodeProto[] = [];
   const outputs: ValueInfoProto[] = [];
@@ -177,7 +204,10 @@ export function instrumentModel(bytes: Uint8Array, options: InstrumentOptions = 
     if (alias) newNodes.push(alias);
   };
   if (post) {
-    for (const hook of hooks) expose({ ...hook, tensorName: replaced.activations.get(hook.layer) ?? hook.tensorName, what: 'MLP activation' }, hook.dtype);
+    for (const hook of hooks) {
+      const tensorName = edited.get(hook.layer) ?? replaced.activations.get(hook.layer) ?? hook.tensorName;
+      expose({ ...hook, tensorName, what: 'MLP activation' }, hook.dtype);
+    }
   }
   if (pre) for (const hook of hooks) expose({ layer: hook.layer, what: 'MLP pre-activation', ...needPre(hook) }, needPre(hook).dtype);
   if (options.logits) {
@@ -316,17 +346,8 @@ function replaceGelus(
   mlps: { hook: MlpHook; pre: NonNullable<MlpHook['pre']> }[],
   variant: GeluVariant,
 ): GeluReplacement {
-  const taken = new Set<string>([
-    ...index.producers.keys(),
-    ...index.initializers.keys(),
-    ...index.graphInputs.keys(),
-  ]);
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
-    taken.add(name);
-    return name;
-  };
+  const taken = takenNames(index);
+  const fresh = (base: string) => freshName(taken, base);
   const constants = new Map<number, string>();
   const constant = (value: number): string => {
     let name = constants.get(value);
@@ -378,6 +399,29 @@ function replaceGelus(
     result.activations.set(hook.layer, y);
   }
 
+  spliceNodes(graph, inserted, rewire);
+  return result;
+}
+
+/** Every name the graph defines (tensors, weights, inputs), to keep new names apart from. */
+function takenNames(index: GraphIndex): Set<string> {
+  return new Set<string>([...index.producers.keys(), ...index.initializers.keys(), ...index.graphInputs.keys()]);
+}
+
+/** `base`, or `base_2`, `base_3`, ... whichever is free; marks it taken. */
+function freshName(taken: Set<string>, base: string): string {
+  let name = base;
+  for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
+  taken.add(name);
+  return name;
+}
+
+/**
+ * Puts each list of `inserted` nodes right after the node producing its key tensor (keeping the
+ * node list in topological order), and makes the graph's existing nodes read `rewire`'s target
+ * wherever they read its source (the inserted nodes themselves are left as they are). Mutates `graph`.
+ */
+function spliceNodes(graph: GraphProto, inserted: ReadonlyMap<string, NodeProto[]>, rewire: ReadonlyMap<string, string>): void {
   const nodes: NodeProto[] = [];
   const pending = new Map(inserted);
   for (const node of graph.node ?? []) {
@@ -391,9 +435,65 @@ function replaceGelus(
       }
     }
   }
-  if (pending.size > 0) throw new ModelFormatError(`internal: no producer for the pre-activation ${[...pending.keys()].join(', ')}`);
+  if (pending.size > 0) throw new ModelFormatError(`internal: no producer for ${[...pending.keys()].join(', ')}`);
   graph.node = nodes;
-  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Editing activations
+
+/**
+ * Makes each listed layer's activation editable: adds the inputs `mlpEditInputNames(layer)`, computes
+ * Where(mask, value, activation · scale) right after the activation (in float16 graphs the float32
+ * scale and value are cast to float16 first; 1 and every float16 value survive that exactly), and
+ * makes every reader of the activation read the edited one instead. Returns the edited tensor of
+ * each layer. Mutates `graph`; `index` describes it as it was before any change.
+ */
+function addActivationEdits(graph: GraphProto, index: GraphIndex, layers: { hook: MlpHook; activation: string }[]): Map<number, string> {
+  const edited = new Map<number, string>();
+  if (layers.length === 0) return edited;
+  const taken = new Set([...takenNames(index), ...(graph.node ?? []).flatMap((n) => n.output ?? [])]);
+  const inserted = new Map<string, NodeProto[]>();
+  const rewire = new Map<string, string>();
+  const inputs: ValueInfoProto[] = [];
+  for (const { hook, activation } of layers) {
+    const names = mlpEditInputNames(hook.layer);
+    const editInputs = [
+      [names.scale, DataType.FLOAT],
+      [names.mask, DataType.BOOL],
+      [names.value, DataType.FLOAT],
+    ] as const;
+    for (const [name, elemType] of editInputs) {
+      if (taken.has(name)) {
+        throw new ModelFormatError(`cannot make layer ${hook.layer}'s MLP editable: the model already has a tensor named "${name}"`);
+      }
+      taken.add(name);
+      inputs.push(
+        onnx.ValueInfoProto.create({
+          name,
+          type: { tensorType: { elemType, shape: { dim: [{}, {}, { dimValue: hook.dMlp }] } } },
+        }),
+      );
+    }
+    const scope = `neurolens/${hook.hookName}/edit`;
+    const nodes: NodeProto[] = [];
+    const op = (opType: string, input: string[], attribute: NodeProto['attribute'] = []): string => {
+      const output = freshName(taken, `${scope}/${opType}_${nodes.length}`);
+      nodes.push(onnx.NodeProto.create({ name: output, opType, input, output: [output], attribute }));
+      return output;
+    };
+    const toHalf = (x: string) => op('Cast', [x], [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT16 }]);
+    const half = hook.dtype === 'float16';
+    const scale = half ? toHalf(names.scale) : names.scale;
+    const value = half ? toHalf(names.value) : names.value;
+    const result = op('Where', [names.mask, value, op('Mul', [activation, scale])]);
+    inserted.set(activation, [...(inserted.get(activation) ?? []), ...nodes]);
+    rewire.set(activation, result);
+    edited.set(hook.layer, result);
+  }
+  graph.input = [...(graph.input ?? []), ...inputs];
+  spliceNodes(graph, inserted, rewire);
+  return edited;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,8 +701,16 @@ function externalDataFiles(graph: GraphProto): string[] {
 /** Ops between the LM head's matrix product and the logits output. */
 const LOGITS_PATH_OPS = new Set(['Reshape', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten', 'Add', 'Mul']);
 
-/** A projection node behind `output` (through bias/scale/reshape ops), with its weight shape. */
+/** The shape of the projection behind `output` (see headProjection). */
 function headProjectionShape(index: GraphIndex, output: string): number[] | undefined {
+  return headProjection(index, output)?.shape;
+}
+
+/**
+ * The projection node behind `output` (through bias/scale/reshape ops), with its weight shape as
+ * stored in the file (MatMul: [k, n]; Gemm: as stored, before transB).
+ */
+export function headProjection(index: GraphIndex, output: string): { node: NodeProto; shape: number[] } | undefined {
   const memo = new Map<string, boolean>();
   const stack = [output];
   const visited = new Set<string>();
@@ -615,9 +723,9 @@ function headProjectionShape(index: GraphIndex, output: string): number[] | unde
     const op = p.node.opType ?? '';
     if (op === 'MatMul' || op === 'Gemm' || op === 'MatMulInteger') {
       const shape = p.node.input?.[1] ? constantShape(index, p.node.input[1]) : undefined;
-      if (shape?.length === 2) return shape;
+      if (shape?.length === 2) return { node: p.node, shape };
     } else if (op === 'MatMulNBits') {
-      return [attrInt(p.node, 'K', 0), attrInt(p.node, 'N', 0)];
+      return { node: p.node, shape: [attrInt(p.node, 'K', 0), attrInt(p.node, 'N', 0)] };
     } else if (LOGITS_PATH_OPS.has(op)) {
       if (op === 'Reshape' || op === 'Squeeze' || op === 'Unsqueeze') stack.push(p.node.input?.[0] ?? '');
       else for (const i of p.node.input ?? []) if (i) stack.push(i);

@@ -94,3 +94,9 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
 export function describeVariant(dtype: ModelDtype): string {
   return `${VARIANTS[dtype].label} · ${VARIANTS[dtype].fidelity}`;
 }
+
+/** The model's graph and external data, read again from its source if they were let go of (see `onnxBytes`). */
+export async function modelGraph(model: LoadedModel): Promise<{ onnxBytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }> {
+  if (model.onnxBytes.byteLength > 0 || model.onnxSize === 0) return { onnxBytes: model.onnxBytes, externalData: model.externalData };
+  return model.reload();
+}

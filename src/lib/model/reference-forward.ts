@@ -31,6 +31,11 @@ export interface ReferenceForwardOptions {
   logits?: boolean;
   /** Which GELU the MLPs use (default 'tanh', GPT-2's own; see `gelu` and `geluFast`). */
   gelu?: GeluKind;
+  /**
+   * Edits a layer's post-GELU activations ([seq, dMlp] row-major, float64) in place before its
+   * down-projection, as the graph inputs of an editable model do; `mlpPost` then holds the edited ones.
+   */
+  editMlp?: (layer: number, activations: Float64Array) => void;
 }
 
 export interface ReferenceForwardResult {
@@ -38,6 +43,8 @@ export interface ReferenceForwardResult {
   mlpPost: Float32Array[];
   /** [seq, vocabSize] row-major, when `logits` was requested. */
   logits?: Float32Array;
+  /** The residual stream after the last block, before ln_f ([seq, dModel], float64), with `logits`. */
+  finalResidual?: Float64Array;
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -214,6 +221,7 @@ export function referenceForward(
 
     const hidden = affine(layerNorm(x, seq, d, b.ln2Gamma, b.ln2Beta, eps), seq, d, b.fcW, b.fcB, dMlp);
     for (let i = 0; i < hidden.length; i++) hidden[i] = act(hidden[i]);
+    options.editMlp?.(l, hidden);
     if (layers.includes(l)) wanted.set(l, Float32Array.from(hidden));
     const mlpOut = affine(hidden, seq, dMlp, b.projW, b.projB, d);
     for (let i = 0; i < x.length; i++) x[i] += mlpOut[i];
@@ -221,6 +229,7 @@ export function referenceForward(
 
   const result: ReferenceForwardResult = { mlpPost: layers.map((l) => wanted.get(l) as Float32Array) };
   if (options.logits) {
+    result.finalResidual = x;
     x = layerNorm(x, seq, d, weights.lnfGamma, weights.lnfBeta, eps);
     const logits = new Float32Array(seq * vocabSize);
     for (let t = 0; t < vocabSize; t++) {

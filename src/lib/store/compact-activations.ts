@@ -14,6 +14,7 @@
  * (neuron-stats' rowPrecision), so they take 2 bytes per value at no loss; imported paper
  * records usually hold float32 values (4 bytes), anything else stays float64.
  */
+import { halfToNumber } from '../model/float16.ts';
 
 /** A value that cannot be stored in the requested encoding. */
 export class StoreCodecError extends Error {
@@ -76,14 +77,7 @@ export function float16Bits(value: number, where = ''): number {
 }
 
 /** The value of a float16 bit pattern (exact as a double). */
-export function float16Value(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >> 10) & 0x1f;
-  const frac = bits & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1024 + frac) * 2 ** (exp - 25);
-}
+export const float16Value = halfToNumber;
 
 /** `value` rounded to the nearest float16 (ties to even). */
 export function roundToFloat16(value: number): number {
