@@ -46,11 +46,14 @@ export interface ScanRequest {
 }
 
 export interface ScanProgressInfo {
-  phase: 'preparing' | 'scanning' | 'building-records';
+  /** scanning → sampling (the sampled excerpts run once more for the records) → building-records. */
+  phase: 'preparing' | 'scanning' | 'sampling' | 'building-records';
   excerptsDone: number;
   excerptsTotal: number;
   tokensPerSecond: number;
   etaSeconds: number | null;
+  sampledDone: number;
+  sampledTotal: number;
   recordsDone: number;
   recordsTotal: number;
 }
@@ -62,6 +65,8 @@ export interface ScanSummary {
   neurons: number;
   resumedFrom: number;
   seconds: number;
+  /** Excerpts run through the model by this run, all passes together (see scan-job.ts). */
+  forwardPasses: number;
 }
 
 export type WorkerRequest =
