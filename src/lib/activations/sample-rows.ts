@@ -176,16 +176,20 @@ export class SampleRows {
   private offsets: Int32Array[] = [];
   private chunk: Uint8Array = new Uint8Array(0);
 
-  constructor(private readonly sources: readonly RowSource[]) {
+  constructor(
+    private readonly sources: readonly RowSource[],
+    /** Bytes of rows to read at a time. */
+    private readonly chunkBytes = CHUNK_BYTES,
+  ) {
     const lengths = new Set(sources.map((s) => `${s.plan.rowLength}:${s.plan.bytesPerValue}`));
     if (lengths.size > 1) throw new ScanError('the sampled rows to merge have different layouts');
   }
 
-  /** Neurons per chunk so that a chunk's rows take about CHUNK_BYTES. */
+  /** Neurons per chunk so that a chunk's rows take about `chunkBytes` (on average over the neurons). */
   chunkNeurons(neuronCount: number): number {
     const bytes = this.sources.reduce((sum, s) => sum + s.plan.rowCount * s.plan.rowBytes, 0);
     if (bytes === 0) return neuronCount;
-    return Math.max(1, Math.min(neuronCount, Math.floor((CHUNK_BYTES * neuronCount) / bytes)));
+    return Math.max(1, Math.min(neuronCount, Math.floor((this.chunkBytes * neuronCount) / bytes)));
   }
 
   /** Reads the rows of neurons from … to − 1 (replacing the previous range). */
