@@ -109,13 +109,16 @@ export class MomentTracker {
     const r2 = this.powerSums[q + 1] / count;
     const r3 = this.powerSums[q + 2] / count;
     const r4 = this.powerSums[q + 3] / count;
-    // Raw moments of d = x − shift → central moments.
-    const variance = Math.max(0, r2 - m1 * m1);
-    const m3 = r3 - 3 * m1 * r2 + 2 * m1 ** 3;
-    const m4 = r4 - 4 * m1 * r3 + 6 * m1 * m1 * r2 - 3 * m1 ** 4;
+    // Raw moments of d = x − shift → central moments. Only +, −, ×, ÷ and √ (correctly rounded
+    // everywhere), no `**`: JavaScript engines differ in the last bit of pow, and the browser's
+    // records must equal the CLI's.
+    const m1Squared = m1 * m1;
+    const variance = Math.max(0, r2 - m1Squared);
+    const m3 = r3 - 3 * m1 * r2 + 2 * m1Squared * m1;
+    const m4 = r4 - 4 * m1 * r3 + 6 * m1Squared * r2 - 3 * m1Squared * m1Squared;
     const mean = this.shift[neuron] + m1;
     if (variance === 0) return { mean, variance, skewness: null, kurtosis: null };
-    return { mean, variance, skewness: m3 / variance ** 1.5, kurtosis: m4 / (variance * variance) - 3 };
+    return { mean, variance, skewness: m3 / (variance * Math.sqrt(variance)), kurtosis: m4 / (variance * variance) - 3 };
   }
 
   /**

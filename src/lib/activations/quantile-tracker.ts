@@ -52,13 +52,19 @@ const PRIORITY_CACHE_SIZE = 1 << 14;
 /** Marks a binsByBits entry whose floats fall in more than one bin. */
 const SEVERAL_BINS = 0xffff;
 
-/** Edges of the histogram: edges[0] = −∞, edges[bins] = +∞, edges[1] = min, edges[bins−1] = max. */
+/**
+ * Edges of the histogram: edges[0] = −∞, edges[bins] = +∞, edges[1] = min, edges[bins−1] = max.
+ * The interior edges are rounded to float32: JavaScript engines may differ in the last bit of
+ * sinh and asinh, and a float32 rounding of values one float64 bit apart is the same but for
+ * about one value in 2²⁸, so the browser and Node get the same edges (they are quantile
+ * boundaries in the records).
+ */
 export function histogramEdges({ bins, min, max, unit }: HistogramConfig): Float64Array {
   const edges = new Float64Array(bins + 1);
   const a = Math.asinh(min / unit);
   const step = (Math.asinh(max / unit) - a) / (bins - 2);
   edges[0] = -Infinity;
-  for (let j = 1; j < bins; j++) edges[j] = unit * Math.sinh(a + (j - 1) * step);
+  for (let j = 1; j < bins; j++) edges[j] = Math.fround(unit * Math.sinh(a + (j - 1) * step));
   edges[1] = min;
   edges[bins - 1] = max;
   edges[bins] = Infinity;

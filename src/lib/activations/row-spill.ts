@@ -30,7 +30,7 @@ export class MemoryRowSpill implements RowSpill {
     this.copy(into, position, (block, at, data, from, length) => data.set(block.subarray(at, at + length), from), false);
   }
 
-  close(): void {
+  close(_discard?: boolean): void {
     this.blocks.length = 0;
   }
 
