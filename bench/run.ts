@@ -58,4 +58,10 @@ if (wanted('scan')) {
     details: { scan, records },
   };
 }
+// Only when asked for (`npm run bench -- browser-scan`): the app's scan in headless Chromium (WASM),
+// 128 excerpts over all 36,864 neurons: the whole job (scan, sampled excerpts, records stored in
+// IndexedDB) against the model alone on the same excerpts.
+if (only.includes('browser-scan')) {
+  report.browserScan = runJson('bench/browser-scan-bench.ts', [smallDir, String(quick ? 16 : 128)]);
+}
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

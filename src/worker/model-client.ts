@@ -1,6 +1,17 @@
 /** Promise-based access to the model worker for the UI. */
 import type { NeuronRecord } from '../lib/activations/records.ts';
-import type { CaptureReply, CompareReply, ModelRequest, ModelSummary, ScanProgressInfo, ScanSummary, WorkerReply, WorkerRequest } from './protocol.ts';
+import type {
+  CaptureReply,
+  CompareReply,
+  ForwardTiming,
+  ForwardTimingRequest,
+  ModelRequest,
+  ModelSummary,
+  ScanProgressInfo,
+  ScanSummary,
+  WorkerReply,
+  WorkerRequest,
+} from './protocol.ts';
 
 export class WorkerError extends Error {
   constructor(message: string, readonly errorName: string) {
@@ -43,6 +54,7 @@ export class ModelClient {
       else if (reply.type === 'captured') p.resolve(reply.result);
       else if (reply.type === 'scan-done') p.resolve(reply.summary);
       else if (reply.type === 'compared') p.resolve(reply.result);
+      else if (reply.type === 'forward-timed') p.resolve(reply.timing);
       else p.resolve(undefined);
     };
     this.worker.onerror = (event) => {
@@ -80,6 +92,11 @@ export class ModelClient {
   /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
   compare(record: NeuronRecord, gelu: 'tanh' | 'sigmoid'): Promise<CompareReply> {
     return this.call({ type: 'compare', record, gelu });
+  }
+
+  /** For benchmarks: times the model alone over a corpus's excerpts (see ForwardTimingRequest). */
+  timeForward(forward: ForwardTimingRequest): Promise<ForwardTiming> {
+    return this.call({ type: 'time-forward', forward });
   }
 
   terminate(): void {

@@ -13,6 +13,10 @@ import type { ModelRequest, PlantedNeuronInfo, WorkerReply, WorkerRequest } from
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
 import { compareRecordWithModel } from '../lib/activations/compare-record.ts';
+import { buildExcerpts } from '../lib/activations/corpus.ts';
+import { SCAN_DEFAULTS } from '../lib/activations/scan-defaults.ts';
+import { createScanSource } from '../lib/activations/scan-source.ts';
+import { planBatches } from '../lib/activations/scan.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -115,6 +119,20 @@ async function handle(msg: WorkerRequest): Promise<void> {
       id: msg.id,
       type: 'compared',
       result: { gelu: msg.gelu, compared: c.excerpts.compared, skipped: c.excerpts.skipped, unmappedTokens: c.unmappedTokens.length, overall: c.overall },
+    });
+  } else if (msg.type === 'time-forward') {
+    if (!capturer) throw new Error('load a model before timing it');
+    const { documents, maxExcerpts, batchSize = SCAN_DEFAULTS.batchSize } = msg.forward;
+    const layers = capturer.resolveLayers(msg.forward.layers);
+    const excerpts = buildExcerpts(documents, capturer.model.tokenizer, { maxExcerpts }).map((e) => e.tokenIds);
+    const source = await createScanSource(capturer, layers);
+    const batches = planBatches(excerpts.map((_, i) => i), (i) => excerpts[i].length, batchSize);
+    const started = performance.now();
+    for (const batch of batches) await source(batch.excerpts.map((i) => excerpts[i]));
+    post({
+      id: msg.id,
+      type: 'forward-timed',
+      timing: { excerpts: excerpts.length, tokens: excerpts.reduce((n, e) => n + e.length, 0), seconds: (performance.now() - started) / 1000, backend: capturer.backend! },
     });
   } else if (msg.type === 'capture') {
     if (!capturer) throw new Error('no model is loaded yet');

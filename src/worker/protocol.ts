@@ -4,6 +4,7 @@ import type { BackendName } from '../lib/model/ort-runtime.ts';
 import type { ModelDtype } from '../lib/model/model-source.ts';
 import type { NeuronRecord } from '../lib/activations/records.ts';
 import type { DiffStats } from '../lib/activations/compare-record.ts';
+import type { CorpusDocument } from '../lib/activations/corpus.ts';
 
 export type ModelRequest =
   | { kind: 'bundled'; name: string }
@@ -74,7 +75,26 @@ export type WorkerRequest =
   | { id: number; type: 'capture'; text: string; windowed: boolean }
   | { id: number; type: 'scan'; scan: ScanRequest }
   | { id: number; type: 'scan-stop'; scanId: string; reason: 'pause' | 'cancel' }
-  | { id: number; type: 'compare'; record: NeuronRecord; gelu: 'tanh' | 'sigmoid' };
+  | { id: number; type: 'compare'; record: NeuronRecord; gelu: 'tanh' | 'sigmoid' }
+  | { id: number; type: 'time-forward'; forward: ForwardTimingRequest };
+
+/**
+ * For benchmarks: the model alone over a corpus's excerpts, as a scan's source runs it (same
+ * excerpts, layers and batches), its outputs discarded; what a scan cannot go below.
+ */
+export interface ForwardTimingRequest {
+  documents: CorpusDocument[];
+  maxExcerpts?: number;
+  layers?: number[];
+  batchSize?: number;
+}
+
+export interface ForwardTiming {
+  excerpts: number;
+  tokens: number;
+  seconds: number;
+  backend: BackendName;
+}
 
 /** How far a record's stored activations are from the loaded model's own (one GELU variant). */
 export interface CompareReply {
@@ -93,4 +113,5 @@ export type WorkerReply =
   | { id: number; type: 'scan-done'; summary: ScanSummary }
   | { id: number; type: 'stopped' }
   | { id: number; type: 'compared'; result: CompareReply }
+  | { id: number; type: 'forward-timed'; timing: ForwardTiming }
   | { id: number; type: 'error'; message: string; errorName: string };

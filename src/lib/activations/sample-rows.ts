@@ -165,6 +165,11 @@ export interface RowSource {
 
 /** Bytes of rows read at a time when building records (see SampleRows.chunkNeurons). */
 const CHUNK_BYTES = 32 << 20;
+/**
+ * Records handed over at most at a time: a record of GPT-2 scale is about 100 KB of JavaScript
+ * objects (token strings and numbers of some 75 excerpts), far more than its rows.
+ */
+const MAX_RECORDS_PER_CHUNK = 512;
 /** SampleRows.offsets entry of an excerpt none of whose loaded rows were read. */
 const NOT_LOADED = -0x80000000;
 
@@ -252,11 +257,11 @@ export interface BuildRecordsOptions {
   onProgress?: (recordsDone: number, recordsTotal: number) => void;
 }
 
-/** Builds the records chunk by chunk (bounded memory: one chunk of rows at a time). */
+/** Builds the records chunk by chunk (bounded memory: one chunk of rows and at most MAX_RECORDS_PER_CHUNK records at a time). */
 export async function buildRecordsInChunks(options: BuildRecordsOptions): Promise<number> {
   const { stats, rows, tokensOf, saveRecords, signal, onProgress } = options;
   const neurons = options.neurons ? [...new Set(options.neurons)].sort((a, b) => a - b) : Array.from({ length: stats.neuronCount }, (_, n) => n);
-  const chunk = rows.chunkNeurons(stats.neuronCount);
+  const chunk = Math.min(MAX_RECORDS_PER_CHUNK, rows.chunkNeurons(stats.neuronCount));
   let done = 0;
   onProgress?.(done, neurons.length);
   for (let i = 0; i < neurons.length; ) {
