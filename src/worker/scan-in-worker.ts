@@ -47,17 +47,7 @@ export async function runStoredScan(
         checkpoints: store.checkpointStoreFor(scanId),
         openSpill: () => openScanRowSpill(scanId),
         onProgress: (p) => {
-          onProgress({
-            phase: p.phase,
-            excerptsDone: p.excerptsDone,
-            excerptsTotal: p.excerptsTotal,
-            tokensPerSecond: p.tokensPerSecond,
-            etaSeconds: p.etaSeconds,
-            sampledDone: p.sampledDone,
-            sampledTotal: p.sampledTotal,
-            recordsDone: p.recordsDone,
-            recordsTotal: p.recordsTotal,
-          });
+          onProgress(p);
           // Scanning is most of the work; sampling and records share the last tenth.
           const after = (done: number, total: number) => done / Math.max(1, total);
           const fraction =
