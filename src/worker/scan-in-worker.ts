@@ -1,15 +1,15 @@
 /**
  * Runs a stored scan inside the model worker: the scan job (scan-job.ts) with the browser's
- * adapters: inputs and checkpoints in the store (IndexedDB), sampled rows in the origin private
- * file system, records saved into the store. Pausing or a reload leaves a checkpoint; running the
- * same scan id again resumes from it.
+ * adapters: inputs in the store (IndexedDB), checkpoints and sampled rows in the origin private
+ * file system (opfs-storage.ts), records saved into the store. Pausing or a reload leaves a
+ * checkpoint; running the same scan id again resumes from it.
  */
 import type { ActivationCapturer } from '../lib/model/capture.ts';
 import { buildExcerpts } from '../lib/activations/corpus.ts';
 import { runScanJob } from '../lib/activations/scan-job.ts';
 import { createScanSource } from '../lib/activations/scan-source.ts';
 import type { NeurolensStore } from '../lib/store/neurolens-store.ts';
-import { openScanRowSpill } from './opfs-row-spill.ts';
+import { openScanCheckpoints, openScanRowSpill, removeOrphanScanFiles } from './opfs-storage.ts';
 import type { ScanProgressInfo, ScanSummary } from './protocol.ts';
 
 export class ScanStoppedError extends Error {
@@ -38,13 +38,15 @@ export async function runStoredScan(
   const excerpts = buildExcerpts(inputs.documents, model.tokenizer, { maxExcerpts: inputs.maxExcerpts });
   if (excerpts.length === 0) throw new Error('the corpus gave no excerpts: it is empty or too short');
   await store.updateScan(scanId, { status: 'running', excerptCount: excerpts.length });
+  await removeOrphanScanFiles((await store.listScans()).map((s) => s.id));
+  const checkpoints = await openScanCheckpoints(store, scanId);
   try {
     const { summary } = await runScanJob({
       excerpts,
       settings: { layers: scan.layers, dMlp: model.config.dMlp, topK: scan.topK, seed: scan.seed, randomSampleSize: inputs.randomSampleSize, batchSize: inputs.batchSize, checkpointEvery: 64 },
       source: await createScanSource(capturer, scan.layers),
       adapters: {
-        checkpoints: store.checkpointStoreFor(scanId),
+        checkpoints,
         openSpill: () => openScanRowSpill(scanId),
         onProgress: (p) => {
           onProgress(p);
@@ -63,7 +65,7 @@ export async function runStoredScan(
       saveRecords: (records) => store.putNeuronRecords(scanId, records, { encoding: 'float16' }),
     });
     await store.updateScan(scanId, { status: 'done', progress: 1 });
-    await store.deleteCheckpoint(scanId);
+    await checkpoints.clear();
     return {
       scanId,
       excerpts: summary.excerpts,
@@ -76,8 +78,10 @@ export async function runStoredScan(
   } catch (err) {
     if (signal.aborted) {
       const reason = signal.reason instanceof ScanStoppedError ? signal.reason.reason : 'pause';
-      if (reason === 'cancel') await store.deleteScan(scanId);
-      else await store.updateScan(scanId, { status: 'paused' });
+      if (reason === 'cancel') {
+        await store.deleteScan(scanId);
+        await checkpoints.clear();
+      } else await store.updateScan(scanId, { status: 'paused' });
       throw new ScanStoppedError(reason);
     }
     await store.updateScan(scanId, { status: 'failed', error: (err as Error).message }).catch(() => {});
