@@ -136,6 +136,13 @@ describe('runScan with a deterministic source', () => {
     expect(bytesOf(resumed.stats)).toEqual(bytesOf(uninterrupted.stats));
   });
 
+  it('saves checkpoints no more often than checkpointMinSeconds allows, and always at the end', async () => {
+    const store = new MemoryCheckpoints();
+    await runScan({ ...statsOptions, source: syntheticSource(), excerpts, batchSize: 5, checkpoint: store, checkpointEvery: 1, checkpointMinSeconds: 3600 });
+    expect(store.saves).toBe(1);
+    expect(store.saved?.excerptsDone).toBe(90);
+  });
+
   it('refuses a checkpoint of a different scan', async () => {
     const store = new MemoryCheckpoints();
     await runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 20), checkpoint: store });

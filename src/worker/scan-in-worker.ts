@@ -12,6 +12,13 @@ import type { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { openScanCheckpoints, openScanRowSpill, removeOrphanScanFiles } from './opfs-storage.ts';
 import type { ScanProgressInfo, ScanSummary } from './protocol.ts';
 
+/**
+ * Every 64 excerpts, but at most once a minute: a reload then loses at most about a minute of
+ * scanning, and saving a large state (180 MB for GPT-2 small) takes a small share of the time.
+ * Pausing always saves.
+ */
+const CHECKPOINTS = { checkpointEvery: 64, checkpointMinSeconds: 60 };
+
 export class ScanStoppedError extends Error {
   constructor(readonly reason: 'pause' | 'cancel') {
     super(reason === 'pause' ? 'scan paused; progress saved' : 'scan cancelled');
@@ -43,7 +50,7 @@ export async function runStoredScan(
   try {
     const { summary } = await runScanJob({
       excerpts,
-      settings: { layers: scan.layers, dMlp: model.config.dMlp, topK: scan.topK, seed: scan.seed, randomSampleSize: inputs.randomSampleSize, batchSize: inputs.batchSize, checkpointEvery: 64 },
+      settings: { layers: scan.layers, dMlp: model.config.dMlp, topK: scan.topK, seed: scan.seed, randomSampleSize: inputs.randomSampleSize, batchSize: inputs.batchSize, ...CHECKPOINTS },
       source: await createScanSource(capturer, scan.layers),
       adapters: {
         checkpoints,

@@ -29,6 +29,7 @@ export interface ScanJobSettings extends Omit<ScanStatisticsConfig, 'layers' | '
   dMlp: number;
   batchSize?: number;
   checkpointEvery?: number;
+  checkpointMinSeconds?: number;
   /** Scan one shard of the excerpts, and keep its rows for a merge instead of building records. */
   shard?: ShardSpec;
 }
@@ -90,7 +91,7 @@ export interface ScanJobResult {
 
 export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult> {
   const { excerpts, settings, source, adapters, signal, saveRecords } = options;
-  const { batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery, shard, ...statistics } = settings;
+  const { batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery, checkpointMinSeconds, shard, ...statistics } = settings;
   const started = performance.now();
   const recordsTotal = settings.layers.length * settings.dMlp;
   const ids = excerpts.map((e) => e.tokenIds);
@@ -107,6 +108,7 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
     batchSize,
     checkpoint: adapters.checkpoints,
     checkpointEvery,
+    checkpointMinSeconds,
     shard,
     signal,
     onProgress: (p) => {

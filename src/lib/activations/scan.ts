@@ -69,6 +69,8 @@ export interface RunScanOptions extends Omit<ScanStatisticsConfig, 'layers' | 'd
   checkpoint?: ScanCheckpointStore;
   /** Save a checkpoint after at least this many new excerpts (default 512). */
   checkpointEvery?: number;
+  /** …and at least this many seconds after the last one (default 0): bounds the time spent saving a large state. */
+  checkpointMinSeconds?: number;
   /** Scan only this shard of the excerpts. */
   shard?: ShardSpec;
 }
@@ -207,7 +209,8 @@ export async function fetchBatch(
 
 /** Runs the scan (see the module comment); resumes from `checkpoint` when it holds this scan. */
 export async function runScan(options: RunScanOptions): Promise<ScanResult> {
-  const { source, excerpts, onProgress, signal, checkpoint, shard, batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery = 512, ...statsOptions } = options;
+  const { source, excerpts, onProgress, signal, checkpoint, shard, batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery = 512, checkpointMinSeconds = 0, ...statsOptions } =
+    options;
   checkExcerpts(excerpts);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ScanError(`batchSize must be a positive integer, got ${batchSize}`);
   if (!(checkpointEvery >= 1)) throw new ScanError(`checkpointEvery must be at least 1, got ${checkpointEvery}`);
@@ -241,6 +244,7 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
   const batches = planBatches(scanned.slice(resumedFrom), (e) => excerpts[e].length, batchSize);
   const started = performance.now();
   let lastSaved = resumedFrom;
+  let lastSavedAt = started;
   let tokensThisRun = 0;
   let extraExcerptsRun = 0;
 
@@ -248,6 +252,7 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
     if (!checkpoint || stats.excerptCount === lastSaved) return false;
     await checkpoint.save({ fingerprint, excerptsDone: stats.excerptCount, state: stats.serialize() });
     lastSaved = stats.excerptCount;
+    lastSavedAt = performance.now();
     return true;
   };
   const stop = async (): Promise<never> => {
@@ -309,7 +314,7 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
     tokensThisRun += batch.excerpts.length * batch.length;
     report();
     if (signal?.aborted) await stop();
-    if (stats.excerptCount - lastSaved >= checkpointEvery) await save();
+    if (stats.excerptCount - lastSaved >= checkpointEvery && performance.now() - lastSavedAt >= 1000 * checkpointMinSeconds) await save();
   }
   await save();
   return {
