@@ -12,7 +12,7 @@
  * are one contiguous run per excerpt. Each row holds `excerptLength` values, float16 bits or
  * float32 as the statistics' rowPrecision, the excerpt's own length of them used.
  */
-import { float16ToFloat32, halfBits } from '../model/float16.ts';
+import { halfBits, halvesToNumbers } from '../model/float16.ts';
 import type { NeuronRecord } from './records.ts';
 import { MemoryRowSpill, type RowSpill } from './row-spill.ts';
 import type { ScanStatistics } from './scan-statistics.ts';
@@ -179,7 +179,10 @@ export class SampleRows {
   private to = 0;
   /** Per source and excerpt position: what to add to a spill row to get its row in `chunk` (NOT_LOADED when none was read). */
   private offsets: Int32Array[] = [];
-  private chunk: Uint8Array = new Uint8Array(0);
+  private chunk = new Uint8Array(0);
+  /** `chunk` as float16 bits and as float32 (rows start on multiples of 4 bytes, or 2 for float16 rows). */
+  private halves = new Uint16Array(0);
+  private floats = new Float32Array(0);
 
   constructor(
     private readonly sources: readonly RowSource[],
@@ -214,7 +217,11 @@ export class SampleRows {
       }
     });
     const rowBytes = this.sources[0]?.plan.rowBytes ?? 0;
-    if (this.chunk.length < rows * rowBytes) this.chunk = new Uint8Array(rows * rowBytes);
+    if (this.chunk.length < rows * rowBytes) {
+      this.chunk = new Uint8Array(rows * rowBytes);
+      this.halves = new Uint16Array(this.chunk.buffer);
+      this.floats = new Float32Array(this.chunk.buffer, 0, this.chunk.length >> 2);
+    }
     this.offsets = this.sources.map(({ plan }) => new Int32Array(plan.excerpts.length).fill(NOT_LOADED));
     let at = 0;
     for (const { source, p, a, b } of runs) {
@@ -227,7 +234,7 @@ export class SampleRows {
   }
 
   /** Neuron n's activations on excerpt e (its first `length` values), from the loaded range; undefined when no source has them. */
-  activationsOf(n: number, e: number, length: number): Float32Array | undefined {
+  activationsOf(n: number, e: number, length: number): number[] | undefined {
     if (n < this.from || n >= this.to) throw new ScanError(`the rows of neuron index ${n} are not loaded`);
     for (let s = 0; s < this.sources.length; s++) {
       const { plan } = this.sources[s];
@@ -235,10 +242,8 @@ export class SampleRows {
       if (p < 0 || this.offsets[s][p] === NOT_LOADED) continue;
       const r = plan.rowOf(n, e);
       if (r < 0) continue;
-      const offset = (this.offsets[s][p] + r) * plan.rowBytes;
-      const bytes = this.chunk.subarray(offset, offset + length * plan.bytesPerValue);
-      const copy = bytes.slice();
-      return plan.bytesPerValue === 2 ? float16ToFloat32(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
+      const at = (this.offsets[s][p] + r) * plan.rowLength;
+      return plan.bytesPerValue === 2 ? halvesToNumbers(this.halves, at, length) : Array.from(this.floats.subarray(at, at + length));
     }
     return undefined;
   }
@@ -270,7 +275,7 @@ export async function buildRecordsInChunks(options: BuildRecordsOptions): Promis
     let end = i;
     while (end < neurons.length && neurons[end] < first + chunk) end++;
     await rows.load(first, neurons[end - 1] + 1);
-    const records = neurons.slice(i, end).map((n) => stats.buildRecord(n, tokensOf, (e) => rows.activationsOf(n, e, tokensOf(e).length)));
+    const records = neurons.slice(i, end).map((n) => stats.buildRecord(n, tokensOf, (e) => rows.activationsOf(n, e, tokensOf(e).length), 'rounded'));
     await saveRecords(records);
     done += end - i;
     i = end;

@@ -354,12 +354,15 @@ export class ScanStatistics {
    * The neuron's record in the paper's format. `tokensOf(e)` gives excerpt e's token strings;
    * `activationsOf(e)` gives this neuron's activations on excerpt e for every excerpt listed by
    * `excerptsToRerun` (others come from the stored top-K rows). All activations are rounded to
-   * `rowPrecision`, so an excerpt shows the same values in every list it appears in.
+   * `rowPrecision`, so an excerpt shows the same values in every list it appears in; with
+   * `supplied: 'rounded'`, activationsOf promises arrays already rounded (sampled rows), taken as
+   * they are.
    */
   buildRecord(
     neuron: number,
     tokensOf: (excerpt: number) => readonly string[],
     activationsOf: (excerpt: number) => ArrayLike<number> | undefined,
+    supplied: 'raw' | 'rounded' = 'raw',
   ): NeuronRecord {
     if (this.current >= 0) throw new ScanStatisticsError('cannot build records while an excerpt is being added');
     this.checkNeuron(neuron);
@@ -371,7 +374,7 @@ export class ScanStatistics {
       if (!activations) {
         const values = activationsOf(excerpt);
         if (!values) throw new ScanStatisticsError(`activations of excerpt ${excerpt} for neuron ${neuron} were not supplied`);
-        activations = Array.from(values, (v) => roundToPrecision(v, precision));
+        activations = supplied === 'rounded' && Array.isArray(values) ? values : Array.from(values, (v) => roundToPrecision(v, precision));
       }
       if (activations.length !== tokens.length) {
         throw new ScanStatisticsError(`excerpt ${excerpt}: ${tokens.length} tokens but ${activations.length} activations`);
@@ -380,9 +383,14 @@ export class ScanStatistics {
     };
     const moments = this.momentsOf(neuron);
     const quantiles = this.quantileSample(neuron);
+    const maxOf = (values: number[]) => {
+      let max = -Infinity;
+      for (const v of values) if (v > max) max = v;
+      return max;
+    };
     const byMax = (records: ActivationRecord[]) =>
       records
-        .map((r, i) => ({ r, i, max: Math.max(...r.activations) }))
+        .map((r, i) => ({ r, i, max: maxOf(r.activations) }))
         .sort((a, b) => a.max - b.max || a.i - b.i)
         .map((x) => x.r);
     return {

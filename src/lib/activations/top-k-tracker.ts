@@ -8,7 +8,7 @@
  * The state a top-K entry touches is laid out to take few cache lines: after a forward pass of the
  * model little of it is still cached.
  */
-import { float16ToFloat32, halfBits } from '../model/float16.ts';
+import { halfBits, halfValue, halvesToNumbers } from '../model/float16.ts';
 import type { MomentKernel } from './moment-kernel.ts';
 import { counter, restoreSection, type LoadedSection, type StateArray, type StateSection } from './state-codec.ts';
 
@@ -27,7 +27,7 @@ const u32Scratch = new Uint32Array(f32Scratch.buffer);
 export function roundToPrecision(x: number, precision: RowPrecision): number {
   f32Scratch[0] = x;
   if (precision === 'float32') return f32Scratch[0];
-  return float16ToFloat32(Uint16Array.of(halfBits(u32Scratch[0])))[0];
+  return halfValue(halfBits(u32Scratch[0]));
 }
 
 export class TopKTracker {
@@ -244,8 +244,8 @@ export class TopKTracker {
     for (const i of this.sortedEntries(n)) {
       const excerpt = this.heapExcerpt[i];
       const at = (n * this.topK + this.heapSlot[i]) * L;
-      const raw = this.rows.subarray(at, at + Math.min(L, lengthOf(excerpt)));
-      rows.set(excerpt, Array.from(raw instanceof Uint16Array ? float16ToFloat32(raw) : raw));
+      const length = Math.min(L, lengthOf(excerpt));
+      rows.set(excerpt, this.rows instanceof Uint16Array ? halvesToNumbers(this.rows, at, length) : Array.from(this.rows.subarray(at, at + length)));
     }
     return rows;
   }
