@@ -10,7 +10,8 @@
  *            from the moment runScan asks for the next batch (just before it digests the current
  *            one) to its progress report after it, and set against the rest of the same run (the
  *            model's share), which no drift between passes can skew.
- *   records  the scan of one layer, then its NeuronRecords built and serialised as the CLI does
+ *   records  the scan job of one layer as the CLI runs it: the scan, the pass over the sampled
+ *            excerpts (rows spilled to a file), and the NeuronRecords written as files
  * Excerpts are 64-token pieces of the default corpus (public/corpus/default.jsonl), cut as the
  * CLI cuts them. Prints one JSON object on stdout.
  * NEUROLENS_BENCH_SESSION='{"enableCpuMemArena":false}' (JSON, RuntimeSessionSettings) replaces
@@ -22,19 +23,21 @@ import { join } from 'node:path';
 import { performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { buildExcerpts, parseCorpusFile } from '../src/lib/activations/corpus.ts';
 import { runScan } from '../src/lib/activations/scan.ts';
-import { DEFAULT_CORPUS, prepareScanSource, writeNeuronRecords } from '../src/cli/commands/scan.ts';
+import { runScanJob } from '../src/lib/activations/scan-job.ts';
+import { createScanSource } from '../src/lib/activations/scan-source.ts';
+import { FileRowSpill, recordFileWriter } from '../src/lib/activations/scan-files.node.ts';
+import { DEFAULT_CORPUS_FILE as DEFAULT_CORPUS, prepareDefaultCorpus } from '../src/lib/activations/default-corpus.node.ts';
 import { ActivationCapturer } from '../src/lib/model/capture.ts';
 import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
 import { loadNodeRuntime, NODE_SESSION_SETTINGS } from '../src/lib/model/ort-runtime.node.ts';
 import type { RuntimeSessionSettings } from '../src/lib/model/ort-runtime.ts';
 import { createMomentKernel } from '../src/lib/activations/moment-kernel.ts';
-import { prepareDefaultCorpus } from '../scripts/prepare-corpus.ts';
 import { MemorySampler } from './memory-sampler.ts';
 
 const [modelDir, mode, excerptsArg, batchArg] = process.argv.slice(2);
-if (!modelDir || !['scan', 'scan-without-token-table', 'records'].includes(mode) || !(Number(excerptsArg) > 0)) {
-  console.error('usage: tsx bench/scan-bench.ts <model-dir> <scan|scan-without-token-table|records> <excerpts> [batch]');
+if (!modelDir || !['scan', 'records'].includes(mode) || !(Number(excerptsArg) > 0)) {
+  console.error('usage: tsx bench/scan-bench.ts <model-dir> <scan|records> <excerpts> [batch]');
   process.exit(2);
 }
 const wanted = Number(excerptsArg);
@@ -79,7 +82,7 @@ const model = await loadModel(await dirSource(modelDir));
 const capturer = new ActivationCapturer(model, await loadNodeRuntime('node', undefined, sessionSettings));
 const layers = capturer.resolveLayers();
 // As `neurolens scan` does: one graph, and the model file's bytes let go once it is built.
-const source = await prepareScanSource(capturer, layers, 'model');
+const source = await createScanSource(capturer, layers, { releaseModelBytes: true });
 const loadSeconds = (performance.now() - t0) / 1000;
 const afterLoadMB = rssMB();
 
@@ -103,7 +106,7 @@ const result: Record<string, unknown> = {
   rssAfterLoadMB: afterLoadMB,
 };
 
-if (mode === 'scan' || mode === 'scan-without-token-table') {
+if (mode === 'scan') {
   const forwardPass = async () => {
     const started = performance.now();
     for (let i = 0; i < ids.length; i += batchSize) await source(ids.slice(i, i + batchSize));
@@ -133,9 +136,6 @@ if (mode === 'scan' || mode === 'scan-without-token-table') {
     layers,
     dMlp: capturer.dMlp,
     batchSize,
-    // The issue's bookkeeping list (top-K, samples, quantiles, moments) without the table of
-    // tokens with the highest mean activation, to show what each part costs.
-    ...(mode === 'scan-without-token-table' ? { topTokenCandidates: 0 } : {}),
     onProgress: () => {
       // The first report comes before any batch; the last batch has no next call to time from.
       if (reports++ > 0 && askedAt > 0) {
@@ -184,18 +184,22 @@ if (mode === 'scan' || mode === 'scan-without-token-table') {
     rssAfterScanMB: rssAfterScan,
   });
 } else {
-  // One layer's records (3,072 for GPT-2 small), as the CLI writes them, to time the record phase.
-  const scan = await runScan({ source, excerpts: ids, layers: [layers[0]], dMlp: capturer.dMlp, batchSize });
+  // One layer's records (3,072 for GPT-2 small), as the CLI writes them, to time the record phases.
   const out = mkdtempSync(join(tmpdir(), 'neurolens-scan-bench-'));
   try {
-    const started = performance.now();
-    const written = await writeNeuronRecords({ stats: scan.stats, source, excerpts, outDir: out, batchSize });
-    const seconds = (performance.now() - started) / 1000;
+    const { summary } = await runScanJob({
+      excerpts,
+      settings: { layers: [layers[0]], dMlp: capturer.dMlp, batchSize },
+      source,
+      adapters: { openSpill: () => new FileRowSpill(join(out, 'sample-rows')) },
+      saveRecords: recordFileWriter(out),
+    });
+    const seconds = summary.seconds - summary.scanSeconds;
     Object.assign(result, {
-      records: written.records,
-      excerptsRerun: written.excerptsRun,
+      records: summary.records,
+      excerptsRerun: summary.sampledExcerpts,
       recordSeconds: +seconds.toFixed(2),
-      recordsPerSecond: Math.round(written.records / seconds),
+      recordsPerSecond: Math.round(summary.records / seconds),
     });
   } finally {
     rmSync(out, { recursive: true, force: true });

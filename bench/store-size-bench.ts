@@ -36,8 +36,7 @@ import { compactRecords, recordRow } from '../src/lib/store/compact-record.ts';
 import { excerptHash } from '../src/lib/store/excerpt-table.ts';
 import { decodeFloat16Stream } from '../src/lib/store/float16-coding.ts';
 import { excerptRowsToAdd } from '../src/lib/store/stored-excerpts.ts';
-import { DEFAULT_CORPUS } from '../src/cli/commands/scan.ts';
-import { prepareDefaultCorpus } from '../scripts/prepare-corpus.ts';
+import { DEFAULT_CORPUS_FILE, prepareDefaultCorpus } from '../src/lib/activations/default-corpus.node.ts';
 
 const quick = process.argv.includes('--quick');
 const root = join(import.meta.dirname, '..');
@@ -64,9 +63,9 @@ const SETTINGS: Setting[] = [
 
 // ---- the corpus ----------------------------------------------------------------------------
 
-if (!existsSync(DEFAULT_CORPUS)) prepareDefaultCorpus({ outFile: DEFAULT_CORPUS, log: () => {} });
+if (!existsSync(DEFAULT_CORPUS_FILE)) prepareDefaultCorpus({ log: () => {} });
 const tokenizer = new Gpt2Tokenizer(JSON.parse(readFileSync(join(root, 'public/models/tiny-random/tokenizer.json'), 'utf8')));
-const excerpts = buildExcerpts(parseCorpusFile('default.jsonl', readFileSync(DEFAULT_CORPUS, 'utf8')), tokenizer);
+const excerpts = buildExcerpts(parseCorpusFile('default.jsonl', readFileSync(DEFAULT_CORPUS_FILE, 'utf8')), tokenizer);
 const N = excerpts.length;
 
 // ---- sizes as IndexedDB writes them --------------------------------------------------------

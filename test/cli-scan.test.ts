@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildExcerpts, parseCorpusFile } from '../src/lib/activations/corpus.ts';
-import { buildNeuronRecords, runScan } from '../src/lib/activations/scan.ts';
+import { runScan } from '../src/lib/activations/scan.ts';
+import { buildNeuronRecords } from '../src/lib/activations/sample-rows.ts';
+import { recordJson } from '../src/lib/activations/scan-files.node.ts';
 import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
 import { parseNeuronRecord, serializeNeuronRecord } from '../src/lib/explain/formats.ts';
 import { ActivationCapturer } from '../src/lib/model/capture.ts';
@@ -19,7 +21,7 @@ import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
 import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
 import { ensureModels } from '../scripts/gen-models.ts';
-import { RECORD_ROWS_FILE, recordJson } from '../src/cli/commands/scan.ts';
+import { parseShard, RECORD_ROWS_FILE } from '../src/cli/commands/scan.ts';
 
 const BIN = join(import.meta.dirname, '../bin/neurolens.mjs');
 const TOY = join(import.meta.dirname, '../public/models/toy-planted');
@@ -35,6 +37,16 @@ interface CliResult {
 async function cli(args: string[]): Promise<CliResult> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, ...args], { maxBuffer: 1 << 26, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function cliWithEnv(args: string[], env: Record<string, string>): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, ...args], { maxBuffer: 1 << 26, timeout: 60_000, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -136,15 +148,23 @@ describe('neurolens scan', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('writes one NeuronRecord per neuron, the mean-token table and scan.json', () => {
+  it('writes one NeuronRecord per neuron and scan.json', () => {
     const files = filesUnder(reference);
     expect(files.filter((f) => /^[01]\/\d+\.json$/.test(f))).toHaveLength(512);
     expect(files).toContain('scan.json');
-    expect(files).toContain('top-mean-tokens.jsonl');
-    expect(files.some((f) => f.includes('checkpoint'))).toBe(false);
+    expect(files).toHaveLength(513);
 
     const meta = JSON.parse(readFileSync(join(reference, 'scan.json'), 'utf8'));
-    expect(meta).toMatchObject({ layers: [0, 1], neurons: 512, gelu: 'model', backend: 'onnxruntime-node', settings: { topK: 20, randomSampleSize: 50, seed: 0, batchSize: 8 } });
+    expect(meta).toMatchObject({
+      layers: [0, 1],
+      neurons: 512,
+      gelu: 'model',
+      backend: 'onnxruntime-node',
+      settings: { topK: 20, randomSampleSize: 50, quantiles: [0.5, 0.9, 0.99, 0.999], quantileSampleSize: 5, excerptLength: 64, seed: 0, batchSize: 8 },
+    });
+    // One extra pass, over the sampled excerpts only.
+    expect(meta.timing.forwardPasses).toBe(meta.excerpts.count + meta.timing.sampledExcerptsRerun);
+    expect(meta.timing.sampledExcerptsRerun).toBeLessThanOrEqual(meta.excerpts.count);
     expect(meta.model.label).toContain('toy-planted');
     expect(meta.corpus).toEqual({ path: corpus, documents: 12 });
     expect(meta.timing.scanSeconds).toBeGreaterThan(0);
@@ -159,9 +179,6 @@ describe('neurolens scan', () => {
     const excerptTokens = record.most_positive_activation_records.reduce((n, r) => n + r.tokens.length, 0);
     expect(meta.excerpts.tokens).toBeGreaterThanOrEqual(excerptTokens);
 
-    const tables = readFileSync(join(reference, 'top-mean-tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(tables).toHaveLength(512);
-    expect(tables.find((t) => t.layer === 0 && t.neuron === 203).tokens[0].token).toBe(' the');
   });
 
   it('writes exactly the records the library builds from the same excerpts and seed', async () => {
@@ -246,7 +263,7 @@ describe('neurolens scan', () => {
     const resumed = await cli([...args, '--resume']);
     expect(resumed.stderr).toMatch(/^scanned 154 excerpts \([\d,]+ tokens, all from the checkpoint\); wrote 512 records/);
     expect(resumed.code).toBe(0);
-    for (const f of ['0/0.json', '1/222.json', 'top-mean-tokens.jsonl']) expect(readFileSync(join(out, f), 'utf8')).toBe(readFileSync(join(reference, f), 'utf8'));
+    for (const f of ['0/0.json', '1/222.json']) expect(readFileSync(join(out, f), 'utf8')).toBe(readFileSync(join(reference, f), 'utf8'));
   });
 
   it('honours --layers, --top, --random, --seed and --max-excerpts', async () => {
@@ -254,7 +271,7 @@ describe('neurolens scan', () => {
     const { code, stderr } = await cli(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', out, '--layers', '1', '--top', '5', '--random', '7', '--seed', '3', '--max-excerpts', '40']);
     expect(stderr).toMatch(/^scanned 40 excerpts/);
     expect(code).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(['1', 'scan.json', 'top-mean-tokens.jsonl']);
+    expect(readdirSync(out).sort()).toEqual(['1', 'scan.json']);
     expect(readdirSync(join(out, '1'))).toHaveLength(256);
     const record = parseNeuronRecord(readFileSync(join(out, '1/222.json'), 'utf8'));
     expect(record.most_positive_activation_records).toHaveLength(5);
@@ -284,6 +301,75 @@ describe('neurolens scan', () => {
     expect(stderr).toMatch(/scanned 12 excerpts/);
     expect(code).toBe(0);
     expect(JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8')).corpus.path).toMatch(/public\/corpus\/default\.jsonl$/);
+  });
+
+  describe('shards', () => {
+    const shardDirs = [0, 1, 2].map((i) => () => join(dir, `shard-${i}`));
+
+    it('three shards (--shard i/3, and auto/3 from a Kubernetes or Slurm index) merge into the records of one scan', async () => {
+      const runs = await Promise.all([
+        cli(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', shardDirs[0](), '--shard', '0/3']),
+        cliWithEnv(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', shardDirs[1](), '--shard', 'auto/3'], { JOB_COMPLETION_INDEX: '1' }),
+        cliWithEnv(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', shardDirs[2](), '--shard', 'auto/3'], { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_MIN: '1' }),
+      ]);
+      runs.forEach(({ code, stderr }, i) => {
+        expect(stderr).toMatch(new RegExp(`^shard ${i}/3: scanned \\d+ excerpts .*kept \\d+ sampled excerpts for \`neurolens merge\``));
+        expect(code).toBe(0);
+      });
+      for (const d of shardDirs) expect(readdirSync(d()).sort()).toEqual(['excerpts.jsonl', 'sample-rows.bin', 'shard.json', 'statistics.bin']);
+      const counts = shardDirs.map((d) => JSON.parse(readFileSync(join(d(), 'shard.json'), 'utf8')).excerpts as number);
+      const total = JSON.parse(readFileSync(join(reference, 'scan.json'), 'utf8')).excerpts.count;
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(total);
+
+      const out = join(dir, 'merged');
+      const merged = await cli(['merge', ...shardDirs.map((d) => d()), '--out', out]);
+      expect(merged.stderr).toMatch(new RegExp(`^merged 3 shards \\(${total} excerpts, [\\d,]+ tokens\\): wrote 512 records in .* to `));
+      expect(merged.code).toBe(0);
+      expect(filesUnder(out)).toEqual(filesUnder(reference));
+      const meta = JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8'));
+      expect(meta).toMatchObject({ layers: [0, 1], neurons: 512, excerpts: { count: total }, settings: { topK: 20, randomSampleSize: 50, seed: 0 } });
+      expect(meta.shards.map((x: { shard: unknown }) => x.shard)).toEqual([0, 1, 2].map((index) => ({ index, count: 3 })));
+
+      // The same excerpts and activations; the moments equal to 1e-9 (sums in another order).
+      let momentsDiffer = 0;
+      for (const f of filesUnder(reference).filter((name) => name !== 'scan.json')) {
+        const a = parseNeuronRecord(readFileSync(join(out, f), 'utf8'));
+        const b = parseNeuronRecord(readFileSync(join(reference, f), 'utf8'));
+        for (const key of ['mean', 'variance', 'skewness', 'kurtosis'] as const) {
+          if (a[key] !== b[key]) momentsDiffer++;
+          expect(Math.abs(a[key]! - b[key]!), `${f} ${key}`).toBeLessThanOrEqual(1e-9 * Math.abs(b[key]!));
+          a[key] = b[key] = 0;
+        }
+        expect(a, f).toEqual(b);
+      }
+      expect(momentsDiffer).toBeLessThan(4 * 512); // most agree to the last bit
+    });
+
+    it('refuses a missing, repeated or foreign shard', async () => {
+      const [zero, one] = shardDirs.map((d) => d());
+      const missing = await cli(['merge', zero, one, '--out', join(dir, 'm1')]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr.trim()).toMatch(/^neurolens merge: shard 2\/3 missing: give all 3 shard folders$/);
+      const twice = await cli(['merge', zero, zero, one, '--out', join(dir, 'm2')]);
+      expect(twice.stderr.trim()).toMatch(/^neurolens merge: .* and .* are both shard 0\/3$/);
+      const foreign = join(dir, 'shard-other-seed');
+      expect((await cli(['scan', '--model', 'toy-planted', '--corpus', corpus, '--out', foreign, '--shard', '2/3', '--seed', '5'])).code).toBe(0);
+      const mixed = await cli(['merge', zero, one, foreign, '--out', join(dir, 'm3')]);
+      expect(mixed.stderr.trim()).toMatch(/^neurolens merge: .*shard-other-seed is a shard of another scan than .*shard-0 \(model, corpus or settings differ\)$/);
+      const notShard = await cli(['merge', reference, '--out', join(dir, 'm4')]);
+      expect(notShard.stderr.trim()).toMatch(/is not a finished shard \(no shard\.json\)/);
+    });
+
+    it('reads --shard auto/N from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, and refuses what does not fit', () => {
+      expect(parseShard('2/5', {})).toEqual({ index: 2, count: 5 });
+      expect(parseShard('auto/4', { JOB_COMPLETION_INDEX: '3' })).toEqual({ index: 3, count: 4 });
+      expect(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '2' })).toEqual({ index: 2, count: 4 });
+      expect(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_MIN: '1' })).toEqual({ index: 3, count: 4 });
+      expect(() => parseShard('auto/4', {})).toThrow(/needs JOB_COMPLETION_INDEX .* or SLURM_ARRAY_TASK_ID/);
+      expect(() => parseShard('4/4', {})).toThrow(/shard index 4 is not between 0 and 3/);
+      expect(() => parseShard('auto/2', { JOB_COMPLETION_INDEX: '7' })).toThrow(/shard index 7 is not between 0 and 1/);
+      expect(() => parseShard('1-3', {})).toThrow(/--shard must be i\/N/);
+    });
   });
 
   describe('bad input: one clear line and a non-zero exit', () => {

@@ -19,7 +19,8 @@ import {
 } from '../src/lib/activations/compare-record.ts';
 import { buildExcerpts } from '../src/lib/activations/corpus.ts';
 import type { NeuronRecord } from '../src/lib/activations/records.ts';
-import { buildNeuronRecords, runScan } from '../src/lib/activations/scan.ts';
+import { runScan } from '../src/lib/activations/scan.ts';
+import { buildNeuronRecords } from '../src/lib/activations/sample-rows.ts';
 import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
 import { parseNeuronRecord, serializeNeuronRecord } from '../src/lib/explain/formats.ts';
 import { ActivationCapturer, type GeluChoice } from '../src/lib/model/capture.ts';

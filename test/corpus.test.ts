@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildExcerpts, CorpusFormatError, parseCorpusFile, splitIntoExcerpts } from '../src/lib/activations/corpus.ts';
 import { Gpt2Tokenizer } from '../src/lib/model/tokenizer.ts';
 import { gpt2TokenizerJson } from '../scripts/toy/hub-files.ts';
-import { brownToText, prepareDefaultCorpus, PrepareCorpusError } from '../scripts/prepare-corpus.ts';
+import { brownToText, prepareDefaultCorpus, PrepareCorpusError } from '../src/lib/activations/default-corpus.node.ts';
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 

@@ -1,91 +1,34 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildExcerpts, type CorpusExcerpt } from '../src/lib/activations/corpus.ts';
-import { NeuronStatsAccumulator } from '../src/lib/activations/neuron-stats.ts';
+import { ScanStatistics } from '../src/lib/activations/scan-statistics.ts';
 import type { NeuronRecord } from '../src/lib/activations/records.ts';
+import { buildNeuronRecords } from '../src/lib/activations/sample-rows.ts';
+import { peakTokens } from '../src/lib/activations/peak-tokens.ts';
 import {
-  buildNeuronRecords,
   runScan,
   scanOrder,
   ScanAbortedError,
   ScanError,
   type ActivationSource,
-  type ScanCheckpoint,
-  type ScanCheckpointStore,
   type ScanProgress,
 } from '../src/lib/activations/scan.ts';
 import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
+import { makeExcerpts, MemoryCheckpoints, syntheticActivation, makeSyntheticSource, SYNTHETIC_LAYERS, type SourceLog } from './helpers/synthetic-scan.ts';
 import { ActivationCapturer } from '../src/lib/model/capture.ts';
 import { dirSource } from '../src/lib/model/dir-source.node.ts';
 import { loadModel } from '../src/lib/model/load-model.ts';
 import { loadNodeRuntime } from '../src/lib/model/ort-runtime.node.ts';
 import { ensureModels } from '../scripts/gen-models.ts';
 
-// ---------------------------------------------------------------------------------------------
-// A deterministic stand-in model for the driver tests: each activation is a fixed function of
-// (layer, neuron, position, token, previous token), as a causal model's would be.
-
-const LAYERS = [0, 2];
+const LAYERS = SYNTHETIC_LAYERS;
 const D_MLP = 6;
+const syntheticSource = (log?: SourceLog, failAtCall?: number) => makeSyntheticSource({ dMlp: D_MLP, log, failAtCall });
 
-function syntheticActivation(layer: number, neuron: number, t: number, tokens: readonly number[]): number {
-  let h = Math.imul(tokens[t] + 1, 0x9e3779b1) ^ Math.imul(t > 0 ? tokens[t - 1] + 7 : 3, 0x85ebca6b) ^ Math.imul(layer * 131 + neuron + 1, 0xc2b2ae35);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  h ^= h >>> 12;
-  const u = (h >>> 0) / 2 ** 32;
-  return Math.fround(u < 0.9 ? u * 0.3 - 0.1 : (u - 0.9) * 40);
-}
-
-interface SourceLog {
-  calls: number[][][];
-}
-
-function syntheticSource(log?: SourceLog, failAtCall?: number): ActivationSource {
-  let call = 0;
-  return async (batch) => {
-    if (failAtCall !== undefined && call === failAtCall) {
-      call++;
-      throw new Error('GPU device lost');
-    }
-    call++;
-    log?.calls.push(batch.map((r) => [...r]));
-    const seq = batch[0].length;
-    if (batch.some((r) => r.length !== seq)) throw new Error('unequal lengths in one batch');
-    const out = new Map<number, Float32Array>();
-    for (const layer of [0, 1, 2]) {
-      const data = new Float32Array(batch.length * seq * D_MLP);
-      batch.forEach((tokens, b) => {
-        for (let t = 0; t < seq; t++) for (let j = 0; j < D_MLP; j++) data[(b * seq + t) * D_MLP + j] = syntheticActivation(layer, j, t, tokens);
-      });
-      out.set(layer, data);
-    }
-    return out;
-  };
-}
-
-function makeExcerpts(count: number, seed: number): number[][] {
-  const random = createSeededRandom(seed);
-  return Array.from({ length: count }, (_, i) => Array.from({ length: i % 9 === 8 ? 7 : 12 }, () => Math.floor(random() * 50)));
-}
-
-class MemoryCheckpoints implements ScanCheckpointStore {
-  saved: ScanCheckpoint | undefined;
-  saves = 0;
-  async save(checkpoint: ScanCheckpoint) {
-    await new Promise((resolve) => setTimeout(resolve, 1)); // asynchronous, like IndexedDB
-    this.saves++;
-    this.saved = { ...checkpoint, state: checkpoint.state.map((b) => b.slice(0)) };
-  }
-  load() {
-    return this.saved;
-  }
-}
-
-const bytesOf = (stats: NeuronStatsAccumulator) => stats.serialize().map((p) => Buffer.from(p).toString('base64'));
+const bytesOf = (stats: ScanStatistics) => stats.serialize().map((p) => Buffer.from(p).toString('base64'));
 const statsOptions = { layers: LAYERS, dMlp: D_MLP, topK: 4, randomSampleSize: 5, seed: 3, rowPrecision: 'float32' as const };
 
-async function allRecords(stats: NeuronStatsAccumulator, excerpts: number[][]): Promise<NeuronRecord[]> {
+async function allRecords(stats: ScanStatistics, excerpts: number[][]): Promise<NeuronRecord[]> {
   const neurons = LAYERS.flatMap((layer) => Array.from({ length: D_MLP }, (_, neuron) => ({ layer, neuron })));
   return buildNeuronRecords({ stats, source: syntheticSource(), excerpts, tokensOf: (e) => excerpts[e].map(String), neurons });
 }
@@ -94,7 +37,7 @@ describe('runScan with a deterministic source', () => {
   const excerpts = makeExcerpts(90, 1);
 
   it('equals feeding the accumulator directly in scan order, for any batch size, with only equal lengths per batch', async () => {
-    const direct = new NeuronStatsAccumulator({ ...statsOptions, excerptLength: 12 });
+    const direct = new ScanStatistics({ ...statsOptions, excerptLength: 12 });
     const source = syntheticSource();
     const order = scanOrder(excerpts, statsOptions.seed);
     for (const e of order) {
@@ -120,7 +63,7 @@ describe('runScan with a deterministic source', () => {
     expect(order.slice(0, 10)).not.toEqual([...order.slice(0, 10)].sort((a, b) => a - b)); // not corpus order
     expect(scanOrder(excerpts, statsOptions.seed + 1)).not.toEqual(order);
 
-    const inCorpusOrder = new NeuronStatsAccumulator({ ...statsOptions, excerptLength: 12 });
+    const inCorpusOrder = new ScanStatistics({ ...statsOptions, excerptLength: 12 });
     const source = syntheticSource();
     for (let e = 0; e < excerpts.length; e++) {
       const acts = await source([excerpts[e]]);
@@ -193,6 +136,13 @@ describe('runScan with a deterministic source', () => {
     expect(bytesOf(resumed.stats)).toEqual(bytesOf(uninterrupted.stats));
   });
 
+  it('saves checkpoints no more often than checkpointMinSeconds allows, and always at the end', async () => {
+    const store = new MemoryCheckpoints();
+    await runScan({ ...statsOptions, source: syntheticSource(), excerpts, batchSize: 5, checkpoint: store, checkpointEvery: 1, checkpointMinSeconds: 3600 });
+    expect(store.saves).toBe(1);
+    expect(store.saved?.excerptsDone).toBe(90);
+  });
+
   it('refuses a checkpoint of a different scan', async () => {
     const store = new MemoryCheckpoints();
     await runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 20), checkpoint: store });
@@ -200,8 +150,8 @@ describe('runScan with a deterministic source', () => {
       /belongs to a different scan/,
     );
     await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 21), checkpoint: store })).rejects.toThrow(ScanError);
-    // A checkpoint of an earlier version (fingerprint v1 or v2) is refused with its own reason.
-    for (const older of ['v1:', 'v2:']) {
+    // A checkpoint of an earlier version (fingerprint v1 to v3) is refused with its own reason.
+    for (const older of ['v1:', 'v2:', 'v3:']) {
       store.saved = { ...store.saved!, fingerprint: store.saved!.fingerprint.replace(/^v\d+:/, older) };
       await expect(runScan({ ...statsOptions, source: syntheticSource(), excerpts: excerpts.slice(0, 20), checkpoint: store })).rejects.toThrow(/older Neurolens/);
     }
@@ -278,14 +228,12 @@ describe('scan of the planted toy GPT-2 (onnxruntime-node)', () => {
   let capturer: ActivationCapturer;
   let excerpts: CorpusExcerpt[];
   let source: ActivationSource;
-  let theId: number;
 
   beforeAll(async () => {
     ensureModels({ only: ['toy-planted'], log: () => {} });
     const model = await loadModel(await dirSource(join(import.meta.dirname, '../public/models/toy-planted')));
     capturer = new ActivationCapturer(model, await loadNodeRuntime('node'));
     excerpts = buildExcerpts(plantedCorpus(), model.tokenizer);
-    [theId] = model.tokenizer.encodeIds(' the');
     source = async (batch) => (await capturer.runTokens(batch, { layers: [0, 1] })).layers;
   });
   afterAll(async () => capturer?.dispose());
@@ -320,7 +268,7 @@ describe('scan of the planted toy GPT-2 (onnxruntime-node)', () => {
       const at = r.activations.indexOf(Math.max(...r.activations));
       expect(r.tokens[at - 1]).toBe(' the');
     });
-    expect(stats.topMeanTokens(the)[0].tokenId).toBe(theId);
+    expect(peakTokens(theRecord)[0]).toMatchObject({ token: ' the', count: 8 });
 
     // Each record's activations are those of its excerpt run on its own (float16 storage).
     for (const record of [theRecord, afterRecord]) {

@@ -7,7 +7,8 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { NeuronRecord } from '../src/lib/activations/records.ts';
-import { buildNeuronRecords, runScan, type ActivationSource } from '../src/lib/activations/scan.ts';
+import { runScan, type ActivationSource } from '../src/lib/activations/scan.ts';
+import { buildNeuronRecords } from '../src/lib/activations/sample-rows.ts';
 import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
 import type { NeuronSimulationResults } from '../src/lib/explain/explanation-types.ts';
 import { FormatError } from '../src/lib/explain/formats.ts';

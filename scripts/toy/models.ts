@@ -16,6 +16,12 @@ export const TINY_RANDOM_CONFIG: Gpt2Config = {
 };
 export const TINY_RANDOM_SEED = 1;
 
+/** Many neurons in a small model: 2 × 1,024 = 2,048 neurons, four chunks of 512, for scan tests. */
+export const WIDE_RANDOM_CONFIG: Gpt2Config = {
+  nLayer: 2, nHead: 4, dModel: 32, dMlp: 1024, nCtx: 128, vocabSize: GPT2_VOCAB_SIZE, layerNormEps: 1e-5,
+};
+export const WIDE_RANDOM_SEED = 2;
+
 export const GPT2_SMALL_CONFIG: Gpt2Config = {
   nLayer: 12, nHead: 12, dModel: 768, dMlp: 3072, nCtx: 1024, vocabSize: GPT2_VOCAB_SIZE, layerNormEps: 1e-5,
 };
@@ -28,6 +34,10 @@ export interface GeneratedModel {
 
 export function tinyRandomModel(): GeneratedModel {
   return { config: TINY_RANDOM_CONFIG, weights: randomGpt2Weights(TINY_RANDOM_CONFIG, TINY_RANDOM_SEED) };
+}
+
+export function wideRandomModel(): GeneratedModel {
+  return { config: WIDE_RANDOM_CONFIG, weights: randomGpt2Weights(WIDE_RANDOM_CONFIG, WIDE_RANDOM_SEED) };
 }
 
 /** The toy model with planted neurons over the real GPT-2 vocabulary. */
@@ -81,6 +91,15 @@ export const MODEL_SPECS: ModelSpec[] = [
       'onnx/decoder_with_past_model.onnx': 'past',
     },
     build: tinyRandomModel,
+  },
+  {
+    name: 'wide-random',
+    location: 'public',
+    bench: false,
+    config: WIDE_RANDOM_CONFIG,
+    recipe: `randomGpt2Weights(seed ${WIDE_RANDOM_SEED}, scale 1)`,
+    files: { 'onnx/model.onnx': 'optimum' },
+    build: wideRandomModel,
   },
   {
     name: 'gpt2-small-random',

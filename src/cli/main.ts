@@ -4,6 +4,7 @@ import { CliError } from './cli-error.ts';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
   capture: { summary: 'activations of every MLP neuron on a text', load: () => import('./commands/capture.ts') },
   scan: { summary: 'build neuron records (top excerpts, samples, statistics) from a corpus', load: () => import('./commands/scan.ts') },
+  merge: { summary: 'merge the shards of a scan (scan --shard) into its records', load: () => import('./commands/merge.ts') },
   explain: { summary: 'explain a neuron from its record with an LLM', load: () => import('./commands/explain.ts') },
   simulate: { summary: "simulate a neuron's activations from an explanation", load: () => import('./commands/simulate.ts') },
   score: { summary: 'score an explanation (simulate and correlate)', load: () => import('./commands/score.ts') },

@@ -4,6 +4,8 @@ import type {
   BackendChoice,
   CaptureReply,
   CompareReply,
+  ForwardTiming,
+  ForwardTimingRequest,
   ModelRequest,
   ModelSummary,
   ParamsOf,
@@ -102,6 +104,11 @@ export class ModelClient {
 
   compare(record: NeuronRecord, gelu: 'tanh' | 'sigmoid'): Promise<CompareReply> {
     return this.call('compare', { record, gelu });
+  }
+
+  /** For benchmarks: the model alone over a corpus's excerpts (see ForwardTimingRequest). */
+  timeForward(forward: ForwardTimingRequest): Promise<ForwardTiming> {
+    return this.call('timeForward', forward);
   }
 
   terminate(): void {

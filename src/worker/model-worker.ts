@@ -14,6 +14,10 @@ import type { ModelRequest, ParamsOf, PlantedNeuronInfo, ProgressOf, ResultOf, W
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
 import { compareRecordWithModel } from '../lib/activations/compare-record.ts';
+import { buildExcerpts } from '../lib/activations/corpus.ts';
+import { SCAN_DEFAULTS } from '../lib/activations/scan-defaults.ts';
+import { createScanSource } from '../lib/activations/scan-source.ts';
+import { planBatches } from '../lib/activations/scan.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -150,6 +154,17 @@ const handlers: Handlers = {
     if (!capturer) throw new Error('load a model before comparing');
     const c = await compareRecordWithModel(record, capturer, { gelu });
     return { gelu, compared: c.excerpts.compared, skipped: c.excerpts.skipped, unmappedTokens: c.unmappedTokens.length, overall: c.overall };
+  },
+
+  async timeForward({ documents, maxExcerpts, layers: requested, batchSize = SCAN_DEFAULTS.batchSize }) {
+    if (!capturer) throw new Error('load a model before timing it');
+    const layers = capturer.resolveLayers(requested);
+    const excerpts = buildExcerpts(documents, capturer.model.tokenizer, { maxExcerpts }).map((e) => e.tokenIds);
+    const source = await createScanSource(capturer, layers);
+    const batches = planBatches(excerpts.map((_, i) => i), (i) => excerpts[i].length, batchSize);
+    const started = performance.now();
+    for (const batch of batches) await source(batch.excerpts.map((i) => excerpts[i]));
+    return { excerpts: excerpts.length, tokens: excerpts.reduce((n, e) => n + e.length, 0), seconds: (performance.now() - started) / 1000, backend: capturer.backend! };
   },
 };
 

@@ -9,6 +9,7 @@ import type { BackendName } from '../lib/model/ort-runtime.ts';
 import type { ModelDtype, ModelDtypeChoice } from '../lib/model/model-variants.ts';
 import type { NeuronRecord } from '../lib/activations/records.ts';
 import type { DiffStats } from '../lib/activations/compare-record.ts';
+import type { CorpusDocument } from '../lib/activations/corpus.ts';
 
 export type ModelRequest =
   | { kind: 'bundled'; name: string }
@@ -60,11 +61,14 @@ export interface CaptureReply {
 }
 
 export interface ScanProgressInfo {
-  phase: 'preparing' | 'scanning' | 'building-records';
+  /** scanning → sampling (the sampled excerpts run once more for the records) → building-records. */
+  phase: 'preparing' | 'scanning' | 'sampling' | 'building-records';
   excerptsDone: number;
   excerptsTotal: number;
   tokensPerSecond: number;
   etaSeconds: number | null;
+  sampledDone: number;
+  sampledTotal: number;
   recordsDone: number;
   recordsTotal: number;
 }
@@ -76,6 +80,26 @@ export interface ScanSummary {
   neurons: number;
   resumedFrom: number;
   seconds: number;
+  /** Excerpts run through the model by this run, all passes together (see scan-job.ts). */
+  forwardPasses: number;
+}
+
+/**
+ * For benchmarks: the model alone over a corpus's excerpts, as a scan's source runs it (same
+ * excerpts, layers and batches), its outputs discarded; what a scan cannot go below.
+ */
+export interface ForwardTimingRequest {
+  documents: CorpusDocument[];
+  maxExcerpts?: number;
+  layers?: number[];
+  batchSize?: number;
+}
+
+export interface ForwardTiming {
+  excerpts: number;
+  tokens: number;
+  seconds: number;
+  backend: BackendName;
 }
 
 /** How far a record's stored activations are from the loaded model's own (one GELU variant). */
@@ -97,6 +121,8 @@ export interface WorkerMethods {
   scanStop: { params: { scanId: string; reason: 'pause' | 'cancel' }; result: void; progress: never };
   /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
   compare: { params: { record: NeuronRecord; gelu: 'tanh' | 'sigmoid' }; result: CompareReply; progress: never };
+  /** For benchmarks: the model alone over a corpus's excerpts, as a scan runs it. */
+  timeForward: { params: ForwardTimingRequest; result: ForwardTiming; progress: never };
 }
 
 export type WorkerMethod = keyof WorkerMethods;

@@ -1,13 +1,23 @@
 /**
- * Runs a stored scan inside the model worker: reads its inputs from the store, checkpoints into
- * it, saves records into it. Pausing or a reload leaves a checkpoint; running the same scan id
- * again resumes from it.
+ * Runs a stored scan inside the model worker: the scan job (scan-job.ts) with the browser's
+ * adapters: inputs in the store (IndexedDB), checkpoints and sampled rows in the origin private
+ * file system (opfs-storage.ts), records saved into the store. Pausing or a reload leaves a
+ * checkpoint; running the same scan id again resumes from it.
  */
 import type { ActivationCapturer } from '../lib/model/capture.ts';
 import { buildExcerpts } from '../lib/activations/corpus.ts';
 import { runScanJob } from '../lib/activations/scan-job.ts';
+import { createScanSource } from '../lib/activations/scan-source.ts';
 import type { NeurolensStore } from '../lib/store/neurolens-store.ts';
+import { openScanCheckpoints, openScanRowSpill, removeOrphanScanFiles } from './opfs-storage.ts';
 import type { ScanProgressInfo, ScanSummary } from './protocol.ts';
+
+/**
+ * Every 64 excerpts, but at most once a minute: a reload then loses at most about a minute of
+ * scanning, and saving a large state (180 MB for GPT-2 small) takes a small share of the time.
+ * Pausing always saves.
+ */
+const CHECKPOINTS = { checkpointEvery: 64, checkpointMinSeconds: 60 };
 
 export class ScanStoppedError extends Error {
   constructor(readonly reason: 'pause' | 'cancel') {
@@ -31,42 +41,54 @@ export async function runStoredScan(
   if (scan.model.label !== model.label || scan.model.dMlp !== model.config.dMlp) {
     throw new Error(`scan "${scan.name}" was made with ${scan.model.label}; load that model to resume it (loaded: ${model.label})`);
   }
-  onProgress({ phase: 'preparing', excerptsDone: 0, excerptsTotal: 0, tokensPerSecond: 0, etaSeconds: null, recordsDone: 0, recordsTotal: 0 });
+  onProgress({ phase: 'preparing', excerptsDone: 0, excerptsTotal: 0, tokensPerSecond: 0, etaSeconds: null, sampledDone: 0, sampledTotal: 0, recordsDone: 0, recordsTotal: 0 });
   const excerpts = buildExcerpts(inputs.documents, model.tokenizer, { maxExcerpts: inputs.maxExcerpts });
   if (excerpts.length === 0) throw new Error('the corpus gave no excerpts: it is empty or too short');
   await store.updateScan(scanId, { status: 'running', excerptCount: excerpts.length });
+  await removeOrphanScanFiles((await store.listScans()).map((s) => s.id));
+  const checkpoints = await openScanCheckpoints(store, scanId);
   try {
-    const summary = await runScanJob({
+    const { summary } = await runScanJob({
       excerpts,
-      settings: { layers: scan.layers, dMlp: model.config.dMlp, topK: scan.topK, seed: scan.seed, randomSampleSize: inputs.randomSampleSize, batchSize: inputs.batchSize, checkpointEvery: 64 },
-      source: async (batch) => (await capturer.runTokens(batch, { layers: scan.layers })).layers,
-      checkpoint: store.checkpointStoreFor(scanId),
+      settings: { layers: scan.layers, dMlp: model.config.dMlp, topK: scan.topK, seed: scan.seed, randomSampleSize: inputs.randomSampleSize, batchSize: inputs.batchSize, ...CHECKPOINTS },
+      source: await createScanSource(capturer, scan.layers),
+      adapters: {
+        checkpoints,
+        openSpill: () => openScanRowSpill(scanId),
+        onProgress: (p) => {
+          onProgress(p);
+          // Scanning is most of the work; sampling and records share the last tenth.
+          const after = (done: number, total: number) => done / Math.max(1, total);
+          const fraction =
+            p.phase === 'scanning'
+              ? 0.9 * after(p.excerptsDone, p.excerptsTotal)
+              : p.phase === 'sampling'
+                ? 0.9 + 0.05 * after(p.sampledDone, p.sampledTotal)
+                : 0.95 + 0.05 * after(p.recordsDone, p.recordsTotal);
+          void store.updateScan(scanId, { progress: fraction }).catch(() => {});
+        },
+      },
       signal,
-      onProgress: (p) => {
-        onProgress({
-          phase: p.phase,
-          excerptsDone: p.excerptsDone,
-          excerptsTotal: p.excerptsTotal,
-          tokensPerSecond: p.tokensPerSecond,
-          etaSeconds: p.etaSeconds,
-          recordsDone: p.recordsDone,
-          recordsTotal: p.recordsTotal,
-        });
-        const fraction = p.phase === 'scanning' ? 0.9 * (p.excerptsDone / p.excerptsTotal) : 0.9 + 0.1 * (p.recordsDone / Math.max(1, p.recordsTotal));
-        void store.updateScan(scanId, { progress: fraction }).catch(() => {});
-      },
-      saveRecords: async (records) => {
-        await store.putNeuronRecords(scanId, records, { encoding: 'float16' });
-      },
+      saveRecords: (records) => store.putNeuronRecords(scanId, records, { encoding: 'float16' }),
     });
     await store.updateScan(scanId, { status: 'done', progress: 1 });
-    await store.deleteCheckpoint(scanId);
-    return { scanId, ...summary };
+    await checkpoints.clear();
+    return {
+      scanId,
+      excerpts: summary.excerpts,
+      tokens: summary.tokens,
+      neurons: summary.neurons,
+      resumedFrom: summary.resumedFrom,
+      seconds: summary.seconds,
+      forwardPasses: summary.forwardPasses,
+    };
   } catch (err) {
     if (signal.aborted) {
       const reason = signal.reason instanceof ScanStoppedError ? signal.reason.reason : 'pause';
-      if (reason === 'cancel') await store.deleteScan(scanId);
-      else await store.updateScan(scanId, { status: 'paused' });
+      if (reason === 'cancel') {
+        await store.deleteScan(scanId);
+        await checkpoints.clear();
+      } else await store.updateScan(scanId, { status: 'paused' });
       throw new ScanStoppedError(reason);
     }
     await store.updateScan(scanId, { status: 'failed', error: (err as Error).message }).catch(() => {});

@@ -4,8 +4,9 @@
  * page.evaluate, plus a few helpers that turn stored data into plain JSON for comparisons.
  */
 import { deleteDB, openDB } from 'idb';
-import { buildNeuronRecords, runScan } from '../../src/lib/activations/scan.ts';
-import { NeuronStatsAccumulator } from '../../src/lib/activations/neuron-stats.ts';
+import { runScan } from '../../src/lib/activations/scan.ts';
+import { buildNeuronRecords } from '../../src/lib/activations/sample-rows.ts';
+import { ScanStatistics } from '../../src/lib/activations/scan-statistics.ts';
 import type { ActivationRecord, NeuronRecord } from '../../src/lib/activations/records.ts';
 import { serializeJsonl } from '../../src/lib/explain/formats.ts';
 import { approximateBytes } from '../../src/lib/store/approximate-size.ts';
@@ -128,7 +129,7 @@ const harness = {
   approximateBytes,
   runScan,
   buildNeuronRecords,
-  NeuronStatsAccumulator,
+  ScanStatistics,
   serializeJsonl,
   plain,
   dumpDb,

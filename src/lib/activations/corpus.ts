@@ -16,8 +16,10 @@
  *   skipped, and so are documents whose text is only whitespace. Other fields are ignored.
  */
 
-export const DEFAULT_EXCERPT_LENGTH = 64;
-export const DEFAULT_MIN_EXCERPT_LENGTH = 16;
+import { SCAN_DEFAULTS } from './scan-defaults.ts';
+
+export const DEFAULT_EXCERPT_LENGTH: number = SCAN_DEFAULTS.excerptLength;
+export const DEFAULT_MIN_EXCERPT_LENGTH: number = SCAN_DEFAULTS.minExcerptLength;
 
 /** A corpus file that cannot be read as documents. */
 export class CorpusFormatError extends Error {

@@ -1,18 +1,19 @@
 /**
  * The neuron scan: runs every excerpt through an activation source (the model, provided
- * elsewhere), feeds the activations to a NeuronStatsAccumulator, reports progress, checkpoints,
- * and stops cleanly on an AbortSignal. A scan resumed from a checkpoint gives exactly the result
- * of an uninterrupted one: excerpts are accumulated one at a time in a fixed order (`scanOrder`),
- * and the accumulator's state (serialised whole) is independent of batching.
+ * elsewhere), feeds the activations to ScanStatistics, reports progress, checkpoints, and stops
+ * cleanly on an AbortSignal. A scan resumed from a checkpoint gives exactly the result of an
+ * uninterrupted one: excerpts are added one at a time in a fixed order (`scanOrder`), and the
+ * statistics' state (saved whole) is independent of batching.
  *
- * While the accumulator digests one batch, the source is already computing the next, so on a
+ * A shard (`shard: {index, count}`) scans every count-th group of SHARD_GROUP_SIZE excerpts of
+ * that order; the states of all shards merge into the state of one scan (ScanStatistics.merge).
+ *
+ * While the statistics digest one batch, the source is already computing the next, so on a
  * backend that runs off the main thread (WebGPU, threaded WASM) the bookkeeping overlaps the model.
- *
- * Building records afterwards (`buildNeuronRecords`) re-runs the model on the few excerpts whose
- * activations the accumulator does not keep (random and quantile samples; see neuron-stats.ts).
+ * Records are built afterwards (scan-job.ts, sample-rows.ts).
  */
-import { NeuronStatsAccumulator, type NeuronStatsConfig } from './neuron-stats.ts';
-import type { NeuronRecord } from './records.ts';
+import { SCAN_DEFAULTS } from './scan-defaults.ts';
+import { ScanStatistics, type ScanStatisticsConfig } from './scan-statistics.ts';
 import { QUANTILE_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
 
 /**
@@ -22,12 +23,21 @@ import { QUANTILE_SAMPLE_STREAM, samplePriority } from './seeded-random.ts';
 export type ActivationSource = (batch: number[][], signal?: AbortSignal) => Promise<Map<number, Float32Array>>;
 
 export interface ScanCheckpoint {
-  /** Identifies the corpus and settings; a checkpoint of another scan is refused. */
+  /** Identifies the corpus, settings and shard; a checkpoint of another scan is refused. */
   fingerprint: string;
   excerptsDone: number;
-  /** NeuronStatsAccumulator.serialize() output. */
+  /** ScanStatistics.serialize() output. */
   state: ArrayBuffer[];
 }
+
+/** Shard `index` of `count` (0 ≤ index < count): see `shardExcerpts`. */
+export interface ShardSpec {
+  index: number;
+  count: number;
+}
+
+/** Excerpts per shard group: consecutive excerpts of the scan order that go to the same shard. */
+export const SHARD_GROUP_SIZE = 8;
 
 export interface ScanCheckpointStore {
   save(checkpoint: ScanCheckpoint): Promise<void> | void;
@@ -45,7 +55,7 @@ export interface ScanProgress {
   etaSeconds: number | null;
 }
 
-export interface RunScanOptions extends Omit<NeuronStatsConfig, 'layers' | 'dMlp'> {
+export interface RunScanOptions extends Omit<ScanStatisticsConfig, 'layers' | 'dMlp'> {
   source: ActivationSource;
   /** Token ids of each excerpt (see corpus.ts); excerpt i is index i in the records. */
   excerpts: readonly (readonly number[])[];
@@ -59,10 +69,18 @@ export interface RunScanOptions extends Omit<NeuronStatsConfig, 'layers' | 'dMlp
   checkpoint?: ScanCheckpointStore;
   /** Save a checkpoint after at least this many new excerpts (default 512). */
   checkpointEvery?: number;
+  /** …and at least this many seconds after the last one (default 0): bounds the time spent saving a large state. */
+  checkpointMinSeconds?: number;
+  /** Scan only this shard of the excerpts. */
+  shard?: ShardSpec;
 }
 
 export interface ScanResult {
-  stats: NeuronStatsAccumulator;
+  stats: ScanStatistics;
+  /** The excerpts this scan (or shard) covers, in scan order. */
+  scanned: number[];
+  /** Excerpts run through the source beyond those scanned (the shift of a shard: see runScan). */
+  extraExcerptsRun: number;
   excerptsDone: number;
   tokensDone: number;
   /** Excerpts that came from a checkpoint rather than this run. */
@@ -90,7 +108,7 @@ export class ScanAbortedError extends Error {
   }
 }
 
-interface Batch {
+export interface Batch {
   excerpts: number[];
   length: number;
 }
@@ -111,11 +129,23 @@ export function scanOrder(excerpts: readonly (readonly number[])[], seed: number
     .sort((a, b) => excerpts[b].length - excerpts[a].length || priority[a] - priority[b] || a - b);
 }
 
+/**
+ * The excerpts of shard `index` of `count`: every count-th group of SHARD_GROUP_SIZE consecutive
+ * excerpts of `order`, starting with group `index`. So every shard gets the same mix of lengths and
+ * a random part of the corpus, and the shards together hold every excerpt once.
+ */
+export function shardExcerpts(order: readonly number[], { index, count }: ShardSpec): number[] {
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
+    throw new ScanError(`a shard is an index from 0 to count − 1 and a count of at least 1, not ${index}/${count}`);
+  }
+  return order.filter((_, i) => Math.floor(i / SHARD_GROUP_SIZE) % count === index);
+}
+
 /** The excerpts in the given order, split where the length changes or a batch is full. */
-function planBatches(excerpts: readonly (readonly number[])[], indices: number[], batchSize: number): Batch[] {
+export function planBatches(indices: readonly number[], lengthOf: (index: number) => number, batchSize: number): Batch[] {
   const batches: Batch[] = [];
   for (const index of indices) {
-    const length = excerpts[index].length;
+    const length = lengthOf(index);
     const last = batches[batches.length - 1];
     if (last && last.length === length && last.excerpts.length < batchSize) last.excerpts.push(index);
     else batches.push({ excerpts: [index], length });
@@ -133,8 +163,8 @@ function checkExcerpts(excerpts: readonly (readonly number[])[]): void {
   });
 }
 
-/** FNV-1a over the settings and every token, so a checkpoint only resumes the same scan. */
-function scanFingerprint(settings: unknown, excerpts: readonly (readonly number[])[]): string {
+/** FNV-1a over the settings and every token, so a checkpoint only resumes the same scan (and shards of different scans are not merged). */
+export function scanFingerprint(settings: unknown, excerpts: readonly (readonly number[])[]): string {
   let a = 0x811c9dc5;
   let b = 0x01000193;
   const add = (value: number) => {
@@ -147,33 +177,31 @@ function scanFingerprint(settings: unknown, excerpts: readonly (readonly number[
     add(0xfffffff ^ tokens.length);
     for (const id of tokens) add(id);
   }
-  // v3: state format 2 (token candidates nominated in batches); v2 and v1 checkpoints came from
-  // older versions (v1 also scanned in corpus order, not scanOrder).
-  return `v3:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
+  // v4: per-tracker state (scan-statistics.ts). v3 to v1 checkpoints came from older versions (one
+  // accumulator with a mean-token table; v1 also scanned in corpus order, not scanOrder).
+  return `v4:${excerpts.length}:${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
 }
 
-/** Calls the source for one batch and checks what comes back. */
-async function fetchBatch(
+/** Calls the source for one batch of `seq`-token excerpts and checks what comes back. */
+export async function fetchBatch(
   source: ActivationSource,
-  excerpts: readonly (readonly number[])[],
-  batch: Batch,
+  batch: readonly (readonly number[])[],
+  seq: number,
   layers: readonly number[],
   dMlp: number,
   signal: AbortSignal | undefined,
 ): Promise<Map<number, Float32Array>> {
   const activations = await source(
-    batch.excerpts.map((i) => [...excerpts[i]]),
+    batch.map((tokens) => [...tokens]),
     signal,
   );
   if (!(activations instanceof Map)) throw new ScanError('the activation source must return a Map of layer → Float32Array');
-  const expected = batch.excerpts.length * batch.length * dMlp;
+  const expected = batch.length * seq * dMlp;
   for (const layer of layers) {
     const data = activations.get(layer);
     if (!(data instanceof Float32Array)) throw new ScanError(`the activation source returned no Float32Array for layer ${layer}`);
     if (data.length !== expected) {
-      throw new ScanError(
-        `the activation source returned ${data.length} values for layer ${layer}; expected ${batch.excerpts.length} × ${batch.length} × ${dMlp} = ${expected}`,
-      );
+      throw new ScanError(`the activation source returned ${data.length} values for layer ${layer}; expected ${batch.length} × ${seq} × ${dMlp} = ${expected}`);
     }
   }
   return activations;
@@ -181,45 +209,50 @@ async function fetchBatch(
 
 /** Runs the scan (see the module comment); resumes from `checkpoint` when it holds this scan. */
 export async function runScan(options: RunScanOptions): Promise<ScanResult> {
-  const { source, excerpts, onProgress, signal, checkpoint, batchSize = 8, checkpointEvery = 512, ...statsOptions } = options;
+  const { source, excerpts, onProgress, signal, checkpoint, shard, batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery = 512, checkpointMinSeconds = 0, ...statsOptions } =
+    options;
   checkExcerpts(excerpts);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ScanError(`batchSize must be a positive integer, got ${batchSize}`);
   if (!(checkpointEvery >= 1)) throw new ScanError(`checkpointEvery must be at least 1, got ${checkpointEvery}`);
   if (typeof source !== 'function') throw new ScanError('source must be a function');
-  const config: NeuronStatsConfig = {
+  const config: ScanStatisticsConfig = {
     ...statsOptions,
     excerptLength: statsOptions.excerptLength ?? excerpts.reduce((m, e) => Math.max(m, e.length), 1),
   };
-  let stats = new NeuronStatsAccumulator(config);
-  const fingerprint = scanFingerprint(stats.config, excerpts);
+  let stats = new ScanStatistics(config);
+  const order = scanOrder(excerpts, stats.config.seed);
+  const scanned = shard ? shardExcerpts(order, shard) : order;
+  const fingerprint = scanFingerprint({ config: stats.config, shard: shard ?? null }, excerpts);
 
   let resumedFrom = 0;
   const saved = checkpoint ? await checkpoint.load() : undefined;
   if (saved) {
     if (saved.fingerprint !== fingerprint) {
-      if (typeof saved.fingerprint === 'string' && /^v[12]:/.test(saved.fingerprint)) {
+      if (typeof saved.fingerprint === 'string' && /^v[123]:/.test(saved.fingerprint)) {
         throw new ScanError('the saved checkpoint comes from an older Neurolens, whose scan state it cannot continue; clear it to start over');
       }
-      throw new ScanError('the saved checkpoint belongs to a different scan (corpus or settings changed); clear it to start over');
+      throw new ScanError('the saved checkpoint belongs to a different scan (corpus, settings or shard changed); clear it to start over');
     }
-    stats = NeuronStatsAccumulator.deserialize(saved.state);
+    stats = ScanStatistics.deserialize(saved.state);
     if (stats.excerptCount !== saved.excerptsDone) throw new ScanError('the saved checkpoint is inconsistent');
     resumedFrom = saved.excerptsDone;
   }
 
   const layers = stats.config.layers;
   const { dMlp } = stats.config;
-  const tokensTotal = excerpts.reduce((sum, e) => sum + e.length, 0);
-  const remaining = scanOrder(excerpts, stats.config.seed).slice(resumedFrom);
-  const batches = planBatches(excerpts, remaining, batchSize);
+  const tokensTotal = scanned.reduce((sum, e) => sum + excerpts[e].length, 0);
+  const batches = planBatches(scanned.slice(resumedFrom), (e) => excerpts[e].length, batchSize);
   const started = performance.now();
   let lastSaved = resumedFrom;
+  let lastSavedAt = started;
   let tokensThisRun = 0;
+  let extraExcerptsRun = 0;
 
   const save = async (): Promise<boolean> => {
     if (!checkpoint || stats.excerptCount === lastSaved) return false;
     await checkpoint.save({ fingerprint, excerptsDone: stats.excerptCount, state: stats.serialize() });
     lastSaved = stats.excerptCount;
+    lastSavedAt = performance.now();
     return true;
   };
   const stop = async (): Promise<never> => {
@@ -233,7 +266,7 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
     const tokensDone = stats.tokenTotal;
     onProgress({
       excerptsDone: stats.excerptCount,
-      excerptsTotal: excerpts.length,
+      excerptsTotal: scanned.length,
       tokensDone,
       tokensTotal,
       tokensPerSecond,
@@ -243,8 +276,17 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
 
   report();
   if (signal?.aborted) await stop();
+  // A shard that does not start with the scan's first excerpt takes its moments' shift from that
+  // excerpt, as the whole scan does (see ScanStatistics.setShiftFrom).
+  if (!stats.moments.hasShift && scanned.length > 0 && scanned[0] !== order[0]) {
+    const first = excerpts[order[0]];
+    const activations = await fetchBatch(source, [first], first.length, layers, dMlp, signal);
+    stats.setShiftFrom(first.length, new Map(layers.map((layer) => [layer, { data: activations.get(layer)! }])));
+    extraExcerptsRun++;
+  }
   const fetchAt = (i: number) => {
-    const pending = fetchBatch(source, excerpts, batches[i], layers, dMlp, signal);
+    const batch = batches[i];
+    const pending = fetchBatch(source, batch.excerpts.map((e) => excerpts[e]), batch.length, layers, dMlp, signal);
     // A prefetch may fail while the previous batch is still being digested (or be abandoned):
     // mark it handled now; awaiting it later still throws.
     pending.catch(() => undefined);
@@ -272,64 +314,16 @@ export async function runScan(options: RunScanOptions): Promise<ScanResult> {
     tokensThisRun += batch.excerpts.length * batch.length;
     report();
     if (signal?.aborted) await stop();
-    if (stats.excerptCount - lastSaved >= checkpointEvery) await save();
+    if (stats.excerptCount - lastSaved >= checkpointEvery && performance.now() - lastSavedAt >= 1000 * checkpointMinSeconds) await save();
   }
   await save();
   return {
     stats,
+    scanned,
+    extraExcerptsRun,
     excerptsDone: stats.excerptCount,
     tokensDone: stats.tokenTotal,
     resumedFrom,
     seconds: (performance.now() - started) / 1000,
   };
-}
-
-export interface BuildRecordsOptions {
-  stats: NeuronStatsAccumulator;
-  source: ActivationSource;
-  /** The excerpts the scan ran on. */
-  excerpts: readonly (readonly number[])[];
-  /** Display strings of excerpt i's tokens. */
-  tokensOf: (excerptIndex: number) => readonly string[];
-  neurons: { layer: number; neuron: number }[];
-  batchSize?: number;
-  signal?: AbortSignal;
-}
-
-/**
- * NeuronRecords for the given neurons. Re-runs the source on the union of the excerpts their
- * records need beyond the stored top-K activations (the shared random sample plus each neuron's
- * quantile samples), keeping only the requested neurons' rows: memory is about
- * neurons × (random + quantile samples) × 64 × 4 bytes, so ask for a few thousand at a time.
- */
-export async function buildNeuronRecords(options: BuildRecordsOptions): Promise<NeuronRecord[]> {
-  const { stats, source, excerpts, tokensOf, neurons, batchSize = 8, signal } = options;
-  if (stats.excerptCount > excerpts.length) throw new ScanError(`the statistics cover ${stats.excerptCount} excerpts but only ${excerpts.length} were given`);
-  const indices = neurons.map(({ layer, neuron }) => stats.neuronIndex(layer, neuron));
-  const needers = new Map<number, number[]>(); // excerpt → positions in `indices`
-  indices.forEach((n, k) => {
-    for (const e of stats.excerptsToRerun(n)) {
-      const list = needers.get(e);
-      if (list) list.push(k);
-      else needers.set(e, [k]);
-    }
-  });
-  const rows = indices.map(() => new Map<number, Float32Array>());
-  const byLength = [...needers.keys()].sort((x, y) => excerpts[x].length - excerpts[y].length || x - y);
-  const { dMlp } = stats.config;
-  for (const batch of planBatches(excerpts, byLength, batchSize)) {
-    if (signal?.aborted) throw new ScanAbortedError(stats.excerptCount, false, 'building neuron records was aborted');
-    const layersNeeded = [...new Set(batch.excerpts.flatMap((e) => needers.get(e)!.map((k) => neurons[k].layer)))];
-    const activations = await fetchBatch(source, excerpts, batch, layersNeeded, dMlp, signal);
-    batch.excerpts.forEach((e, b) => {
-      for (const k of needers.get(e)!) {
-        const data = activations.get(neurons[k].layer)!;
-        const row = new Float32Array(batch.length);
-        const start = b * batch.length * dMlp + neurons[k].neuron;
-        for (let t = 0; t < batch.length; t++) row[t] = data[start + t * dMlp];
-        rows[k].set(e, row);
-      }
-    });
-  }
-  return indices.map((n, k) => stats.buildRecord(n, tokensOf, (e) => rows[k].get(e)));
 }

@@ -1,18 +1,40 @@
-/** IEEE 754 half-precision bits to float32 (onnxruntime hands float16 tensors over as Uint16Array). */
-export function float16ToFloat32(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = halfToNumber(bits[i]);
+/** The value of every IEEE half (by its bits), built on first use (256 KB). */
+let halfValues: Float32Array | null = null;
+
+function halfValueTable(): Float32Array {
+  if (halfValues) return halfValues;
+  const table = new Float32Array(1 << 16);
+  for (let h = 0; h < table.length; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) table[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity;
+    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  halfValues = table;
+  return table;
+}
+
+/** The value of the IEEE half with bits h. */
+export function halfValue(h: number): number {
+  return halfValueTable()[h & 0xffff];
+}
+
+/** `count` halves of `bits` from `from`, as plain numbers. */
+export function halvesToNumbers(bits: Uint16Array, from: number, count: number): number[] {
+  const table = halfValueTable();
+  const out = new Array<number>(count);
+  for (let i = 0; i < count; i++) out[i] = table[bits[from + i]];
   return out;
 }
 
-/** The value of one IEEE half (its 16 bits). */
-export function halfToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+/** IEEE 754 half-precision bits to float32 (onnxruntime hands float16 tensors over as Uint16Array). */
+export function float16ToFloat32(bits: Uint16Array): Float32Array {
+  const table = halfValueTable();
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  return out;
 }
 
 /** Magnitudes (float32 bits) from the smallest normal half, 2^−14, up to 2^16: see halfBits. */

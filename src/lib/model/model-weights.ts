@@ -12,7 +12,7 @@
  * is the same bytes read the other way.
  */
 import { activationBehind, findTokenEmbedding, locateMlps, type LocatedMlp, type Projection } from './find-mlp-hooks.ts';
-import { halfToNumber } from './float16.ts';
+import { halfValue } from './float16.ts';
 import { analyseModelGraph, headProjection, type ModelInfo } from './instrument.ts';
 import { modelGraph, type LoadedModel } from './load-model.ts';
 import { ModelFormatError } from './model-errors.ts';
@@ -536,7 +536,7 @@ function storedElements(tensor: TensorProto, files: readonly { path: string; dat
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const get: Record<number, (k: number) => number> = {
       [DataType.FLOAT]: (k) => view.getFloat32(4 * k, true),
-      [DataType.FLOAT16]: (k) => halfToNumber(view.getUint16(2 * k, true)),
+      [DataType.FLOAT16]: (k) => halfValue(view.getUint16(2 * k, true)),
       [DataType.INT8]: (k) => view.getInt8(k),
       [DataType.UINT8]: (k) => view.getUint8(k),
       [DataType.INT32]: (k) => view.getInt32(4 * k, true),
@@ -549,7 +549,7 @@ function storedElements(tensor: TensorProto, files: readonly { path: string; dat
   const field: ArrayLike<unknown> =
     type === DataType.FLOAT ? (tensor.floatData ?? []) : type === DataType.INT64 ? (tensor.int64Data ?? []) : type === 11 ? (tensor.doubleData ?? []) : (tensor.int32Data ?? []);
   if (field.length < count) throw new ModelFormatError(`${what}: ${field.length} stored values for ${count}`);
-  if (type === DataType.FLOAT16) return { count, dims, get: (k) => halfToNumber(field[k] as number) };
+  if (type === DataType.FLOAT16) return { count, dims, get: (k) => halfValue(field[k] as number) };
   if (type === DataType.INT64) return { count, dims, get: (k) => int64ToNumber(field[k]) };
   return { count, dims, get: (k) => field[k] as number };
 }

@@ -14,7 +14,7 @@
  * (neuron-stats' rowPrecision), so they take 2 bytes per value at no loss; imported paper
  * records usually hold float32 values (4 bytes), anything else stays float64.
  */
-import { halfToNumber } from '../model/float16.ts';
+import { halfValue } from '../model/float16.ts';
 
 /** A value that cannot be stored in the requested encoding. */
 export class StoreCodecError extends Error {
@@ -77,7 +77,7 @@ export function float16Bits(value: number, where = ''): number {
 }
 
 /** The value of a float16 bit pattern (exact as a double). */
-export const float16Value = halfToNumber;
+export const float16Value = halfValue;
 
 /** `value` rounded to the nearest float16 (ties to even). */
 export function roundToFloat16(value: number): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NeuronStatsAccumulator, NeuronStatsError, type NeuronStatsConfig } from '../src/lib/activations/neuron-stats.ts';
+import { ScanStatistics, ScanStatisticsError, type ScanStatisticsConfig } from '../src/lib/activations/scan-statistics.ts';
 import { createSeededRandom, QUANTILE_SAMPLE_STREAM, RANDOM_SAMPLE_STREAM, samplePriority } from '../src/lib/activations/seeded-random.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ function makeExcerpts(o: DataOptions): Excerpt[] {
   });
 }
 
-function feed(acc: NeuronStatsAccumulator, excerpts: Excerpt[], from = 0, to = excerpts.length): void {
+function feed(acc: ScanStatistics, excerpts: Excerpt[], from = 0, to = excerpts.length): void {
   for (let e = from; e < to; e++) {
     const { tokens, layers } = excerpts[e];
     acc.addExcerpt(e, tokens, new Map([...layers].map(([layer, data]) => [layer, { data }])));
@@ -82,12 +82,12 @@ const tokenText = (e: number, excerpts: Excerpt[]) => excerpts[e].tokens.map((id
 
 // ---------------------------------------------------------------------------------------------
 
-describe('NeuronStatsAccumulator against brute force', () => {
+describe('ScanStatistics against brute force', () => {
   const layers = [1, 3];
   const dMlp = 5;
   const data = makeExcerpts({ layers, dMlp, count: 300, maxLength: 12, vocab: 40, seed: 7 });
-  const config: NeuronStatsConfig = { layers, dMlp, excerptLength: 12, topK: 6, randomSampleSize: 9, quantileSampleSize: 3, seed: 11, rowPrecision: 'float32' };
-  const acc = new NeuronStatsAccumulator(config);
+  const config: ScanStatisticsConfig = { layers, dMlp, excerptLength: 12, topK: 6, randomSampleSize: 9, quantileSampleSize: 3, seed: 11, rowPrecision: 'float32' };
+  const acc = new ScanStatistics(config);
   feed(acc, data);
   const neurons = layers.length * dMlp;
 
@@ -113,7 +113,7 @@ describe('NeuronStatsAccumulator against brute force', () => {
 
   it('keeps moments accurate far from zero and beyond float32’s range for d⁴', () => {
     const dMlp = 8;
-    const acc = new NeuronStatsAccumulator({ layers: [0], dMlp, excerptLength: 16 });
+    const acc = new ScanStatistics({ layers: [0], dMlp, excerptLength: 16 });
     const random = createSeededRandom(5);
     const columns: number[][] = Array.from({ length: dMlp }, () => []);
     for (let e = 0; e < 50; e++) {
@@ -207,7 +207,7 @@ describe('top-K ties and stored rows', () => {
     const layers = [0];
     const dMlp = 4;
     const data = makeExcerpts({ layers, dMlp, count: 120, maxLength: 6, vocab: 10, seed: 3, quantize: true });
-    const acc = new NeuronStatsAccumulator({ layers, dMlp, excerptLength: 6, topK: 15, seed: 1 });
+    const acc = new ScanStatistics({ layers, dMlp, excerptLength: 6, topK: 15, seed: 1 });
     feed(acc, data);
     for (let n = 0; n < dMlp; n++) {
       const maxima = data.map((_, e) => Math.max(...row(data, layers, dMlp, n, e)));
@@ -222,7 +222,7 @@ describe('top-K ties and stored rows', () => {
   it('rounds float16 rows to nearest even, with overflow, underflow and subnormals', () => {
     const values = [0.1, -0.1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 65520, 1e-8, 2 ** -24, -(2 ** -20), 3.1416];
     const expected = [0.0999755859375, -0.0999755859375, 1, 1 + 2 ** -9, 65504, Infinity, 0, 2 ** -24, -(2 ** -20), 3.140625];
-    const acc = new NeuronStatsAccumulator({ layers: [0], dMlp: 1, excerptLength: values.length, topK: 1 });
+    const acc = new ScanStatistics({ layers: [0], dMlp: 1, excerptLength: values.length, topK: 1 });
     acc.addExcerpt(0, values.map(() => 1), new Map([[0, { data: Float32Array.from(values) }]]));
     const record = acc.buildRecord(0, () => values.map(() => 'x'), () => undefined);
     expect(record.most_positive_activation_records[0].activations).toEqual(expected);
@@ -234,7 +234,7 @@ describe('quantile boundaries', () => {
     const layers = [0];
     const dMlp = 3;
     const data = makeExcerpts({ layers, dMlp, count: 2000, maxLength: 8, vocab: 10, seed: 5 });
-    const acc = new NeuronStatsAccumulator({
+    const acc = new ScanStatistics({
       layers,
       dMlp,
       excerptLength: 8,
@@ -253,7 +253,7 @@ describe('quantile boundaries', () => {
   });
 
   it('collapse onto one bin when every excerpt max is the same', () => {
-    const acc = new NeuronStatsAccumulator({ layers: [0], dMlp: 1, excerptLength: 2 });
+    const acc = new ScanStatistics({ layers: [0], dMlp: 1, excerptLength: 2 });
     for (let e = 0; e < 30; e++) acc.addExcerpt(e, [1, 2], new Map([[0, { data: Float32Array.of(0, 0.5) }]]));
     const q = acc.quantileSample(0)!;
     expect(q.boundaries).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
@@ -269,7 +269,7 @@ describe('random sample', () => {
     const hits = new Array<number>(excerpts).fill(0);
     const block = new Map([[0, { data: Float32Array.of(0) }]]);
     for (let seed = 0; seed < seeds; seed++) {
-      const acc = new NeuronStatsAccumulator({ layers: [0], dMlp: 1, excerptLength: 1, randomSampleSize: 4, quantileSampleSize: 0, topTokenCandidates: 0, seed });
+      const acc = new ScanStatistics({ layers: [0], dMlp: 1, excerptLength: 1, randomSampleSize: 4, quantileSampleSize: 0, seed });
       for (let e = 0; e < excerpts; e++) acc.addExcerpt(e, [0], block);
       for (const e of acc.randomSampleExcerpts()) hits[e]++;
     }
@@ -280,136 +280,68 @@ describe('random sample', () => {
   });
 });
 
-describe('tokens with the highest mean activation', () => {
-  it('finds a planted token and its mean', () => {
-    const layers = [0];
-    const dMlp = 3;
-    const data = makeExcerpts({ layers, dMlp, count: 400, maxLength: 16, vocab: 60, seed: 9, plantedToken: 17, plantedBoost: 4 });
-    const acc = new NeuronStatsAccumulator({ layers, dMlp, excerptLength: 16, topTokenCandidates: 6 });
-    feed(acc, data);
-    const occurrences = data.flatMap((ex, e) => row(data, layers, dMlp, 0, e).filter((_, t) => ex.tokens[t] === 17));
-    const trueMean = occurrences.reduce((s, v) => s + v, 0) / occurrences.length;
-    const [best] = acc.topMeanTokens(0);
-    expect(best.tokenId).toBe(17);
-    expect(best.count).toBeGreaterThan(0.9 * occurrences.length);
-    expect(Math.abs(best.meanActivation - trueMean)).toBeLessThan(0.1);
-  });
-
-  it('reports each candidate mean exactly over its last `count` occurrences (before any is settled)', () => {
-    const layers = [0, 2];
-    const dMlp = 4;
-    const data = makeExcerpts({ layers, dMlp, count: 300, maxLength: 12, vocab: 30, seed: 13 });
-    const acc = new NeuronStatsAccumulator({ layers, dMlp, excerptLength: 12, topTokenCandidates: 4 });
-    feed(acc, data);
-    let listed = 0;
-    for (let n = 0; n < layers.length * dMlp; n++) {
-      const tokens = acc.topMeanTokens(n);
-      for (let i = 1; i < tokens.length; i++) expect(tokens[i].meanActivation).toBeLessThanOrEqual(tokens[i - 1].meanActivation);
-      for (const { tokenId, meanActivation, count } of tokens) {
-        const occurrences = data.flatMap((ex, e) => row(data, layers, dMlp, n, e).filter((_, t) => ex.tokens[t] === tokenId));
-        const last = occurrences.slice(occurrences.length - count);
-        expect(count).toBeLessThanOrEqual(occurrences.length);
-        closeTo(meanActivation, last.reduce((s, v) => s + v, 0) / count, 1e-12);
-        listed++;
-      }
-    }
-    expect(listed).toBeGreaterThan(layers.length * dMlp);
-  });
-
-  it('settles a frequent candidate: its mean stays exact over the first `count` occurrences after its nomination', () => {
-    const layers = [0];
-    const dMlp = 3;
-    // Four tokens, token 0 about half of all positions: over 1,024 occurrences by excerpt 256.
-    const data = makeExcerpts({ layers, dMlp, count: 420, maxLength: 32, vocab: 4, seed: 5 });
-    const acc = new NeuronStatsAccumulator({ layers, dMlp, excerptLength: 32, topTokenCandidates: 3 });
-    feed(acc, data, 0, 256); // the nomination after excerpt 256 settles candidates with 1,024 or more occurrences
-    const atSettling = [0, 1, 2].map((n) => acc.topMeanTokens(n));
-    feed(acc, data, 256);
-    let settled = 0;
-    for (let n = 0; n < dMlp; n++) {
-      for (const { tokenId, meanActivation, count } of acc.topMeanTokens(n)) {
-        const occurrences = data.flatMap((ex, e) => row(data, layers, dMlp, n, e).filter((_, t) => ex.tokens[t] === tokenId));
-        const before = atSettling[n].find((t) => t.tokenId === tokenId);
-        if (before && before.count >= 1024) {
-          settled++;
-          expect({ tokenId, meanActivation, count }).toEqual(before);
-          expect(count).toBeLessThan(occurrences.length);
-          // Nominated after excerpt 1, 4, 16 or 64: the `count` occurrences that followed.
-          const starts = [1, 4, 16, 64].map((e) => data.slice(0, e).reduce((s, ex) => s + ex.tokens.filter((t) => t === tokenId).length, 0));
-          const windows = starts.map((from) => occurrences.slice(from, from + count).reduce((s, v) => s + v, 0) / count);
-          expect(windows.some((m) => Math.abs(m - meanActivation) <= 1e-12 * Math.max(1, Math.abs(m)))).toBe(true);
-        } else {
-          const last = occurrences.slice(occurrences.length - count);
-          closeTo(meanActivation, last.reduce((s, v) => s + v, 0) / count, 1e-12);
-        }
-      }
-    }
-    expect(settled).toBeGreaterThan(0);
-  });
-});
-
 describe('determinism, checkpoints and bounded memory', () => {
   const layers = [0, 1];
   const dMlp = 6;
   const data = makeExcerpts({ layers, dMlp, count: 260, maxLength: 10, vocab: 50, seed: 21 });
-  const config: NeuronStatsConfig = { layers, dMlp, excerptLength: 10, topK: 5, randomSampleSize: 7, seed: 4 };
+  const config: ScanStatisticsConfig = { layers, dMlp, excerptLength: 10, topK: 5, randomSampleSize: 7, seed: 4 };
   const bytesOf = (parts: ArrayBuffer[]) => parts.map((p) => Array.from(new Uint8Array(p)));
-  const records = (acc: NeuronStatsAccumulator) =>
+  const records = (acc: ScanStatistics) =>
     Array.from({ length: layers.length * dMlp }, (_, n) => acc.buildRecord(n, (e) => tokenText(e, data), (e) => row(data, layers, dMlp, n, e)));
 
   it('gives identical state for the same seed and a different sample for another seed', () => {
-    const a = new NeuronStatsAccumulator(config);
-    const b = new NeuronStatsAccumulator(config);
-    const c = new NeuronStatsAccumulator({ ...config, seed: 5 });
+    const a = new ScanStatistics(config);
+    const b = new ScanStatistics(config);
+    const c = new ScanStatistics({ ...config, seed: 5 });
     for (const acc of [a, b, c]) feed(acc, data);
     expect(bytesOf(a.serialize())).toEqual(bytesOf(b.serialize()));
     expect(c.randomSampleExcerpts()).not.toEqual(a.randomSampleExcerpts());
   });
 
   it('resumed from a checkpoint equals an uninterrupted run, bitwise', () => {
-    const uninterrupted = new NeuronStatsAccumulator(config);
+    const uninterrupted = new ScanStatistics(config);
     feed(uninterrupted, data);
-    let resumed = new NeuronStatsAccumulator(config);
+    let resumed = new ScanStatistics(config);
     feed(resumed, data, 0, 77); // not a multiple of the internal 32-excerpt buffer
-    resumed = NeuronStatsAccumulator.deserialize(resumed.serialize());
+    resumed = ScanStatistics.deserialize(resumed.serialize());
     feed(resumed, data, 77, 150);
-    resumed = NeuronStatsAccumulator.deserialize(resumed.serialize());
+    resumed = ScanStatistics.deserialize(resumed.serialize());
     feed(resumed, data, 150);
     expect(bytesOf(resumed.serialize())).toEqual(bytesOf(uninterrupted.serialize()));
     expect(JSON.stringify(records(resumed))).toBe(JSON.stringify(records(uninterrupted)));
   });
 
   it('keeps a state whose size does not grow with the corpus', () => {
-    const small = new NeuronStatsAccumulator(config);
+    const small = new ScanStatistics(config);
     feed(small, data, 0, 20);
-    const large = new NeuronStatsAccumulator(config);
+    const large = new ScanStatistics(config);
     feed(large, data);
-    const size = (acc: NeuronStatsAccumulator) => acc.serialize().slice(1).reduce((s, p) => s + p.byteLength, 0);
+    const size = (acc: ScanStatistics) => acc.serialize().slice(1).reduce((s, p) => s + p.byteLength, 0);
     expect(size(large)).toBe(size(small));
   });
 
   it('refuses a damaged checkpoint', () => {
-    const acc = new NeuronStatsAccumulator(config);
+    const acc = new ScanStatistics(config);
     feed(acc, data, 0, 10);
     const parts = acc.serialize();
-    expect(() => NeuronStatsAccumulator.deserialize([new ArrayBuffer(3)])).toThrow(NeuronStatsError);
-    expect(() => NeuronStatsAccumulator.deserialize(parts.slice(0, -1))).toThrow(/wrong number of arrays/);
+    expect(() => ScanStatistics.deserialize([new ArrayBuffer(3)])).toThrow(ScanStatisticsError);
+    expect(() => ScanStatistics.deserialize(parts.slice(0, -1))).toThrow(/wrong number of arrays/);
     const truncated = [...parts];
     truncated[2] = truncated[2].slice(0, 8);
-    expect(() => NeuronStatsAccumulator.deserialize(truncated)).toThrow(/bytes, expected/);
+    expect(() => ScanStatistics.deserialize(truncated)).toThrow(/bytes, expected/);
   });
 });
 
 describe('bad input', () => {
-  const make = () => new NeuronStatsAccumulator({ layers: [0, 1], dMlp: 2, excerptLength: 3 });
+  const make = () => new ScanStatistics({ layers: [0, 1], dMlp: 2, excerptLength: 3 });
   const block = (values: number[]) => Float32Array.from(values);
 
   it('rejects invalid configurations', () => {
-    expect(() => new NeuronStatsAccumulator({ layers: [], dMlp: 2 })).toThrow(/layers/);
-    expect(() => new NeuronStatsAccumulator({ layers: [0, 0], dMlp: 2 })).toThrow(/duplicate/);
-    expect(() => new NeuronStatsAccumulator({ layers: [0], dMlp: 2, topK: 0 })).toThrow(/topK/);
-    expect(() => new NeuronStatsAccumulator({ layers: [0], dMlp: 2, quantiles: [0.9, 0.5] })).toThrow(/quantiles/);
-    expect(() => new NeuronStatsAccumulator({ layers: [0], dMlp: 2, histogram: { bins: 2, min: 0, max: 1, unit: 1 } })).toThrow(/bins/);
+    expect(() => new ScanStatistics({ layers: [], dMlp: 2 })).toThrow(/layers/);
+    expect(() => new ScanStatistics({ layers: [0, 0], dMlp: 2 })).toThrow(/duplicate/);
+    expect(() => new ScanStatistics({ layers: [0], dMlp: 2, topK: 0 })).toThrow(/topK/);
+    expect(() => new ScanStatistics({ layers: [0], dMlp: 2, quantiles: [0.9, 0.5] })).toThrow(/quantiles/);
+    expect(() => new ScanStatistics({ layers: [0], dMlp: 2, histogram: { bins: 2, min: 0, max: 1, unit: 1 } })).toThrow(/bins/);
   });
 
   it('names the excerpt, layer and neuron of a non-finite activation', () => {
@@ -443,5 +375,81 @@ describe('bad input', () => {
     expect(acc.momentsOf(0)).toBeNull();
     acc.addExcerpt(0, [1], new Map([[0, { data: block([2, 2]) }], [1, { data: block([2, 2]) }]]));
     expect(acc.momentsOf(0)).toEqual({ mean: 2, variance: 0, skewness: null, kurtosis: null });
+  });
+});
+
+describe('merging the states of shards', () => {
+  const layers = [0, 2];
+  const dMlp = 6;
+  const data = makeExcerpts({ layers, dMlp, count: 240, maxLength: 10, vocab: 50, seed: 17, quantize: true });
+  const config: ScanStatisticsConfig = { layers, dMlp, excerptLength: 10, topK: 5, randomSampleSize: 7, quantileSampleSize: 3, seed: 9, rowPrecision: 'float32' };
+  const layerBlocks = (e: number) => new Map([...data[e].layers].map(([layer, block]) => [layer, { data: block }]));
+  const records = (acc: ScanStatistics) =>
+    Array.from({ length: layers.length * dMlp }, (_, n) => acc.buildRecord(n, (e) => tokenText(e, data), (e) => row(data, layers, dMlp, n, e)));
+
+  /** Three shards of interleaved groups; shards 1 and 2 take the moments' shift from excerpt 0, as runScan does. */
+  function shards(): ScanStatistics[] {
+    return [0, 1, 2].map((s) => {
+      const acc = new ScanStatistics(config);
+      if (s > 0) acc.setShiftFrom(data[0].tokens.length, layerBlocks(0));
+      for (let e = 0; e < data.length; e++) if (Math.floor(e / 8) % 3 === s) acc.addExcerpt(e, data[e].tokens, layerBlocks(e));
+      return acc;
+    });
+  }
+
+  it('gives one scan’s top excerpts, samples and boundaries exactly, and its moments to 1e-9', () => {
+    const whole = new ScanStatistics(config);
+    feed(whole, data);
+    const merged = new ScanStatistics(config);
+    for (const shard of shards()) merged.merge(ScanStatistics.deserialize(shard.serialize()));
+    expect(merged.excerptCount).toBe(whole.excerptCount);
+    expect(merged.tokenTotal).toBe(whole.tokenTotal);
+    expect(merged.randomSampleExcerpts()).toEqual(whole.randomSampleExcerpts());
+    for (let n = 0; n < layers.length * dMlp; n++) {
+      expect(merged.topExcerpts(n)).toEqual(whole.topExcerpts(n));
+      expect(merged.quantileSample(n)).toEqual(whole.quantileSample(n));
+      const [a, b] = [merged.momentsOf(n)!, whole.momentsOf(n)!];
+      for (const key of ['mean', 'variance', 'skewness', 'kurtosis'] as const) closeTo(a[key], b[key]!, 1e-9);
+    }
+    const strip = (list: ReturnType<typeof records>) => list.map(({ mean, variance, skewness, kurtosis, ...rest }) => rest);
+    expect(strip(records(merged))).toEqual(strip(records(whole)));
+    // Merging in another order gives the same samples.
+    const reversed = new ScanStatistics(config);
+    for (const shard of shards().reverse()) reversed.merge(shard);
+    expect(strip(records(reversed))).toEqual(strip(records(whole)));
+  });
+
+  it('keeps the rows a merge can need: every excerpt of a shard’s samples, top excerpts included', () => {
+    const [first] = shards();
+    for (let n = 0; n < layers.length * dMlp; n++) {
+      const forMerge = new Set(first.excerptsForMerge(n));
+      for (const e of first.randomSampleExcerpts()) expect(forMerge.has(e)).toBe(true);
+      for (const bin of first.quantileSample(n)!.bins) for (const e of bin) expect(forMerge.has(e)).toBe(true);
+      for (const e of first.excerptsToRerun(n)) expect(forMerge.has(e)).toBe(true);
+    }
+  });
+
+  it('refuses states of another configuration or taken around other shifts', () => {
+    const [a] = shards();
+    expect(() => a.merge(new ScanStatistics({ ...config, topK: 4 }))).toThrow(/different configurations/);
+    const unshifted = new ScanStatistics(config);
+    unshifted.addExcerpt(100, data[100].tokens, layerBlocks(100));
+    expect(() => a.merge(unshifted)).toThrow(/different shifts: the states are not shards of one scan/);
+  });
+});
+
+describe('saved state', () => {
+  it('has one section per tracker', () => {
+    const acc = new ScanStatistics({ layers: [0], dMlp: 4, excerptLength: 3 });
+    acc.addExcerpt(0, [1, 2], new Map([[0, { data: Float32Array.from({ length: 8 }, (_, i) => i / 8) }]]));
+    const header = JSON.parse(new TextDecoder().decode(acc.serialize()[0]));
+    expect(header.sections.map((s: { name: string }) => s.name)).toEqual(['moments', 'topK', 'randomSample', 'quantiles']);
+    const off = new ScanStatistics({ layers: [0], dMlp: 4, excerptLength: 3, quantileSampleSize: 0 });
+    expect(JSON.parse(new TextDecoder().decode(off.serialize()[0])).sections).toHaveLength(3);
+  });
+
+  it('refuses the state of an older Neurolens with a clear message', () => {
+    const older = new TextEncoder().encode(JSON.stringify({ format: 'neurolens.neuron-stats', version: 2, config: {}, arrays: [] }));
+    expect(() => ScanStatistics.deserialize([older.buffer.slice(0) as ArrayBuffer])).toThrow(/saved by an older Neurolens .* cannot be continued; clear it to start over/);
   });
 });
