@@ -171,7 +171,6 @@ describe('model loader', () => {
           signal.addEventListener('abort', () => reject(signal.reason));
         });
       },
-      onChange: () => {},
     });
     return { loader, storage, loads, open: (label: string) => gates.get(label)?.() };
   }
@@ -190,7 +189,7 @@ describe('model loader', () => {
     await vi.waitFor(() => expect(next.loads).toEqual(['Xenova/gpt2']));
     next.open('Xenova/gpt2');
     await restoring;
-    expect(next.loader.state.summary?.label).toBe('Xenova/gpt2');
+    expect(next.loader.state.get().summary?.label).toBe('Xenova/gpt2');
   });
 
   it('offers a download a reload interrupted, and a request made while restoring is not overridden', async () => {
@@ -203,15 +202,15 @@ describe('model loader', () => {
     next.storage.set('neurolens.model', JSON.stringify({ request: { kind: 'bundled', name: 'tiny-random' }, backend: 'auto' }));
     const restoring = next.loader.restore({ kind: 'bundled', name: 'toy-planted' }, 'auto');
     await vi.waitFor(() => expect(next.loads).toEqual(['tiny-random']));
-    expect(next.loader.state.interrupted?.request).toMatchObject({ kind: 'hub', repoId: 'Xenova/gpt2-large' });
+    expect(next.loader.state.get().interrupted?.request).toMatchObject({ kind: 'hub', repoId: 'Xenova/gpt2-large' });
     // Resumed while the last model is still loading: that load stops, and restoring gives way.
     await next.loader.resumeInterrupted();
     await restoring;
     expect(next.loads).toEqual(['tiny-random']);
-    expect(next.loader.state.phase).toBe('confirm');
-    expect(next.loader.state.confirm).toEqual({ label: 'Xenova/gpt2-large', bytes: 3.1e9 });
+    expect(next.loader.state.get().phase).toBe('confirm');
+    expect(next.loader.state.get().confirm).toEqual({ label: 'Xenova/gpt2-large', bytes: 3.1e9 });
     next.loader.cancel();
-    expect(next.loader.state.phase).toBe('idle');
+    expect(next.loader.state.get().phase).toBe('idle');
     expect([...next.storage.keys()]).not.toContain('neurolens.download');
   });
 });

@@ -4,21 +4,18 @@
  * loaded), sampled rows read back as written, and the files of deleted scans are removed.
  */
 import type { Browser } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, startBuiltHarness } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 
 const run = browserAvailable() ? describe : describe.skip;
 
 run('scan storage in the origin private file system', () => {
-  let server: ViteDevServer;
+  let server: StaticServer & { origin: string };
   let browser: Browser;
-  let url: string;
 
   beforeAll(async () => {
-    const dev = await startDevServer();
-    server = dev.server;
-    url = dev.url;
+    server = await startBuiltHarness();
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -28,13 +25,8 @@ run('scan storage in the origin private file system', () => {
 
   it('keeps checkpoints through a cut-short write, reads rows back, and removes orphans', async () => {
     const page = await browser.newPage();
-    await page.goto(`${url}/test/browser/harness.html`, { timeout: 120_000 });
-    // A string, so that vitest does not rewrite the worker URL meant for the page.
-    const outcome = (await page.evaluate(`new Promise((resolve) => {
-      const worker = new Worker('/test/browser/opfs-worker.ts', { type: 'module' });
-      worker.onmessage = (event) => resolve(event.data);
-      worker.onerror = (event) => resolve({ error: event.message });
-    })`)) as { result?: Record<string, unknown>; error?: string };
+    await page.goto(`${server.origin}/test/browser/opfs-harness.html`, { timeout: 120_000 });
+    const outcome = (await page.evaluate(() => (window as unknown as { opfsOutcome: Promise<unknown> }).opfsOutcome)) as { result?: Record<string, unknown>; error?: string };
     expect(outcome.error).toBeUndefined();
     const r = outcome.result!;
     expect(r.empty).toBeNull();

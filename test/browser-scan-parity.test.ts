@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, exportRecordsFromList, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 
 const run = browserAvailable() ? describe : describe.skip;
 const ROOT = join(import.meta.dirname, '..');
@@ -28,7 +28,7 @@ async function cliScan(out: string, model: string, maxExcerpts: number): Promise
 }
 
 run('the same scan in the browser and the CLI', () => {
-  let server: ViteDevServer;
+  let server: StaticServer;
   let browser: Browser;
   let page: Page;
   let dir: string;
@@ -39,12 +39,11 @@ run('the same scan in the browser and the CLI', () => {
     execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/gen-models.ts')], { stdio: 'ignore' });
     execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/prepare-corpus.ts')], { stdio: 'ignore' });
     dir = mkdtempSync(join(tmpdir(), 'neurolens-parity-'));
-    const dev = await startDevServer();
-    server = dev.server;
+    server = await startBuiltApp();
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
-    await page.goto(dev.url, { timeout: 120_000 });
+    await page.goto(server.url, { timeout: 120_000 });
     await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
     // The CLI's scans run while the browser's do.
     cli = { toy: cliScan(join(dir, 'toy'), 'toy-planted', 96), wide: cliScan(join(dir, 'wide'), 'wide-random', 32) };
@@ -60,6 +59,7 @@ run('the same scan in the browser and the CLI', () => {
 
   /** Loads a bundled model on WASM (the CLI's runtime here), as a user picks it. */
   async function loadOnWasm(name: string) {
+    await showView(page, 'Settings');
     await page.getByLabel('model source').selectOption('bundled');
     await page.getByLabel('bundled model').selectOption(name);
     await page.getByLabel('backend').selectOption('wasm');
@@ -69,20 +69,15 @@ run('the same scan in the browser and the CLI', () => {
 
   /** Scans the bundled corpus with the app's defaults; resolves to the exported records (JSONL). */
   async function scanInApp(maxExcerpts: number): Promise<string> {
+    await showView(page, 'Datasets');
     const before = await page.getByTestId('scan-list').locator('tbody tr').count().catch(() => 0);
     await page.getByLabel('max excerpts').fill(String(maxExcerpts));
     await page.getByTestId('scan-start').click();
     await expect.poll(() => page.getByTestId('scan-list').locator('tbody tr').count(), { timeout: 60_000 }).toBeGreaterThan(before);
     await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 500_000 }).not.toMatch(/running/);
     expect(await page.getByTestId('scan-list').innerText()).not.toMatch(/failed/);
-    // A string, so that vitest does not rewrite the dynamic imports meant for the page.
-    return page.evaluate(`(async () => {
-      const { NeurolensStore } = await import('/src/lib/store/neurolens-store.ts');
-      const { exportNeuronRecordsJsonl } = await import('/src/lib/store/import-export.ts');
-      const store = await NeurolensStore.open();
-      const scans = (await store.listScans()).sort((a, b) => b.createdAt - a.createdAt);
-      return exportNeuronRecordsJsonl(store, scans[0].id);
-    })()`);
+    // The newest dataset is listed first; its records as the app exports them.
+    return exportRecordsFromList(page, 0);
   }
 
   /** Every exported record is byte for byte the CLI's file of that neuron (differences are summarised, not printed whole). */

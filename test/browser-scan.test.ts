@@ -1,14 +1,15 @@
 /**
- * Scanning a corpus in the app (headless Chromium): progress, pause, a reload mid-scan, resume,
- * and the resumed result equal to an uninterrupted scan; then browsing a planted neuron's record.
+ * Scanning a corpus in the app (headless Chromium, production build): progress, pause, a reload
+ * mid-scan that the app resumes by itself, and the resumed result equal to an uninterrupted scan;
+ * then browsing a planted neuron's record.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { browserAvailable, launchChromium, startDevServer } from './helpers/browser.ts';
+import { browserAvailable, exportRecordsFromList, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
+import type { StaticServer } from './helpers/static-server.ts';
 import { startFakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
 import { plantedNeurons } from '../scripts/toy/planted-model.ts';
@@ -17,7 +18,7 @@ const run = browserAvailable() ? describe : describe.skip;
 const ROOT = join(import.meta.dirname, '..');
 
 run('scanning in the app', () => {
-  let server: ViteDevServer;
+  let server: StaticServer;
   let browser: Browser;
   let page: Page;
   let url: string;
@@ -26,9 +27,8 @@ run('scanning in the app', () => {
   beforeAll(async () => {
     execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/gen-models.ts')], { stdio: 'ignore' });
     execFileSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/prepare-corpus.ts')], { stdio: 'ignore' });
-    const dev = await startDevServer();
-    server = dev.server;
-    url = dev.url;
+    server = await startBuiltApp();
+    url = server.url;
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
@@ -41,17 +41,8 @@ run('scanning in the app', () => {
     await server?.close();
   });
 
-  // A string, so that vitest does not rewrite the dynamic imports meant for the page.
-  const exportRecords = (index: number): Promise<string> =>
-    page.evaluate(`(async () => {
-      const { NeurolensStore } = await import('/src/lib/store/neurolens-store.ts');
-      const { exportNeuronRecordsJsonl } = await import('/src/lib/store/import-export.ts');
-      const store = await NeurolensStore.open();
-      const scans = (await store.listScans()).sort((a, b) => a.createdAt - b.createdAt);
-      return exportNeuronRecordsJsonl(store, scans[${index}].id);
-    })()`);
-
   async function startScan(maxExcerpts: number) {
+    await showView(page, 'Datasets');
     await page.getByLabel('max excerpts').fill(String(maxExcerpts));
     await page.getByTestId('scan-start').click();
   }
@@ -77,19 +68,20 @@ run('scanning in the app', () => {
     await page.getByTestId('scan-resume').click();
     await page.waitForTimeout(500);
     await page.reload();
-    await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
-    await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 30_000 }).toMatch(/running|paused/);
-    await page.getByTestId('scan-resume').click();
+    // The app resumes the interrupted scan by itself once its model is loaded.
+    await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 60_000 }).toMatch(/running \d+%|paused \d+%/);
     await expect.poll(() => page.getByTestId('scan-list').innerText(), { timeout: 180_000 }).not.toMatch(/running|paused/);
     expect(await page.getByTestId('scan-list').innerText()).not.toMatch(/failed/);
 
-    const uninterrupted = await exportRecords(0);
-    const resumed = await exportRecords(1);
+    // Newest first: the resumed scan finished last.
+    const resumed = await exportRecordsFromList(page, 0);
+    const uninterrupted = await exportRecordsFromList(page, 1);
     expect(uninterrupted.split('\n').filter(Boolean).length).toBe(2 * 256);
     expect(resumed).toBe(uninterrupted);
   });
 
   it('browses a planted neuron: its top excerpts hold the digits it was wired for', async () => {
+    await showView(page, 'Datasets');
     await page.getByRole('button', { name: 'Browse' }).first().click();
     await page.getByTestId('neuron-browser').waitFor();
     await page.getByLabel('record layer').selectOption('0');

@@ -16,7 +16,7 @@ import { plantedNeurons } from '../scripts/toy/planted-model.ts';
 import { capturePlantedRecords } from './fixtures/planted-records.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
 import { APP_DIST } from './helpers/app-build.ts';
-import { browserAvailable, launchChromium, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
 import { startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { startStaticServer, type StaticServer } from './helpers/static-server.ts';
 
@@ -93,6 +93,7 @@ run('the production build on a static host', () => {
   });
 
   it('explains an imported neuron; the API key goes only to the endpoint and is nowhere in URLs, logs, exports or caches', async () => {
+    await showView(page, 'Datasets');
     await page.getByLabel('import files').setInputFiles({ name: 'planted.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(recordsJsonl) });
     await expect.poll(() => page.getByTestId('scan-list').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/^planted$/m);
     await page.getByTestId('scan-list').getByRole('button', { name: 'Browse' }).first().click();
@@ -112,6 +113,7 @@ run('the production build on a static host', () => {
     expect(consoleLines.filter((l) => l.text.includes(KEY))).toEqual([]);
     // Exports: the records file and the bundle the app downloads.
     const exported: string[] = [];
+    await showView(page, 'Datasets');
     for (const name of ['Export records', 'Export bundle']) {
       const download = page.waitForEvent('download');
       await page.getByTestId('scan-list').getByRole('button', { name }).first().click();
@@ -168,19 +170,22 @@ run('the production build on a static host', () => {
     await server.close();
     const t0 = Date.now();
     await page.reload();
-    await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
+    await expect.poll(() => page.getByTestId('header-model').innerText().catch(() => ''), { timeout: 120_000 }).toMatch(/toy-planted · WASM/);
     console.log(`offline reload to model ready: ${Date.now() - t0} ms`);
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    await showView(page, 'Probe');
     await page.locator('#probe-text').fill('Offline 2024 "test".');
     await page.getByTestId('analyse').click();
     await expect.poll(async () => (await page.getByTestId('token-strip').locator('button').allInnerTexts()).join(''), { timeout: 60_000 }).toBe('Offline 2024 "test".');
 
     // Stored data: the imported records and their explanation.
+    await showView(page, 'Datasets');
     await page.getByTestId('scan-list').getByRole('button', { name: 'Browse' }).first().click();
     await page.getByLabel('record layer').selectOption('0');
     await page.getByLabel('record neuron').fill('37');
     await expect.poll(() => page.getByTestId('explanations').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/digits/);
     // Import and export.
+    await showView(page, 'Datasets');
     await page.getByLabel('import files').setInputFiles({ name: 'again.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(recordsJsonl) });
     await expect.poll(() => page.getByTestId('scan-list').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/^again$/m);
     const download = page.waitForEvent('download');

@@ -5,12 +5,13 @@
  * cache, offline too), and a download a reload interrupted is offered for resuming (the parts
  * already cached are not fetched again: see hub-source.ts).
  *
- * Framework-free: the UI renders `state` and calls the methods.
+ * Framework-free: the UI renders `state` (an Observable) and calls the methods.
  */
 import { hubSource } from '../lib/model/hub-source.ts';
 import { LARGE_DOWNLOAD_BYTES } from '../lib/model/hub-catalog.ts';
 import { chooseVariant } from '../lib/model/model-variants.ts';
 import type { BackendChoice, DownloadProgress, ModelRequest, ModelSummary } from '../worker/protocol.ts';
+import { Observable } from './observable.ts';
 
 export type LoadPhase = 'idle' | 'checking' | 'confirm' | 'loading' | 'ready' | 'failed';
 
@@ -43,7 +44,6 @@ export interface ModelLoaderDeps {
   storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
   /** The hub access token the user chose to remember, added to a remembered hub model's request. */
   hubToken?(): string | undefined;
-  onChange(state: ModelLoaderState): void;
 }
 
 /** The model last loaded, brought back at the next visit. */
@@ -59,7 +59,7 @@ export async function hubDownloadBytes(request: ModelRequest, signal: AbortSigna
 }
 
 export class ModelLoader {
-  state: ModelLoaderState = { phase: 'idle', request: null, progress: null, summary: null, error: null, confirm: null, interrupted: null };
+  readonly state = new Observable<ModelLoaderState>({ phase: 'idle', request: null, progress: null, summary: null, error: null, confirm: null, interrupted: null });
   private controller: AbortController | null = null;
   private pending: { request: ModelRequest; backend: BackendChoice } | null = null;
   /** Counts the user's requests, so that start-up restoring gives way to one made meanwhile. */
@@ -68,19 +68,21 @@ export class ModelLoader {
   constructor(private readonly deps: ModelLoaderDeps) {}
 
   private set(patch: Partial<ModelLoaderState>): void {
-    this.state = { ...this.state, ...patch };
-    this.deps.onChange(this.state);
+    this.state.patch(patch);
   }
 
-  /** At start-up: the model remembered from the last visit, or `fallback`; an unfinished download is offered, not restarted. */
-  async restore(fallback: RememberedRequest, backend: BackendChoice): Promise<void> {
+  /**
+   * At start-up: loads `preferred` (a model the address names), else the model remembered from the
+   * last visit, else `fallback`. An unfinished download is offered, not restarted.
+   */
+  async restore(fallback: RememberedRequest, backend: BackendChoice, preferred?: RememberedRequest): Promise<void> {
     const requestsBefore = this.requests;
     const interrupted = this.remembered(DOWNLOAD_KEY);
     if (interrupted) this.set({ interrupted });
-    const last = this.remembered(MODEL_KEY);
+    const last = preferred ? { request: preferred, backend } : this.remembered(MODEL_KEY);
     if (last) {
       await this.load(last.request, last.backend);
-      if (this.state.phase === 'ready' || this.requests !== requestsBefore) return;
+      if (this.state.get().phase === 'ready' || this.requests !== requestsBefore) return;
     }
     await this.load(fallback, backend, { remember: false });
   }
@@ -121,8 +123,8 @@ export class ModelLoader {
     this.forget(DOWNLOAD_KEY);
     this.controller?.abort(new DOMException('cancelled', 'AbortError'));
     this.controller = null;
-    if (this.state.phase === 'checking' || this.state.phase === 'confirm' || this.state.phase === 'loading') {
-      this.set({ phase: this.state.summary ? 'ready' : 'idle', request: null, progress: null, confirm: null });
+    if (this.state.get().phase === 'checking' || this.state.get().phase === 'confirm' || this.state.get().phase === 'loading') {
+      this.set({ phase: this.state.get().summary ? 'ready' : 'idle', request: null, progress: null, confirm: null });
     }
   }
 
@@ -133,7 +135,7 @@ export class ModelLoader {
   }
 
   async resumeInterrupted(): Promise<void> {
-    const interrupted = this.state.interrupted;
+    const interrupted = this.state.get().interrupted;
     this.set({ interrupted: null });
     if (interrupted) await this.request(interrupted.request, interrupted.backend);
   }
@@ -160,6 +162,12 @@ export class ModelLoader {
     } finally {
       if (this.controller === controller) this.controller = null;
     }
+  }
+
+  /** The label of the model remembered from the last visit (the one `restore` loads). */
+  rememberedLabel(): string | undefined {
+    const request = this.remembered(MODEL_KEY)?.request;
+    return request?.kind === 'hub' ? request.repoId : request?.name;
   }
 
   private remember(key: string, model: RememberedModel): void {

@@ -1,4 +1,8 @@
 /** Promise-based access to the model worker for the UI, typed by protocol.ts's WorkerMethods. */
+import type { AblationOptions, AblationResult } from '../lib/causal/ablation.ts';
+import type { AblationScore, AblationScoreInput } from '../lib/explain/ablation-score.ts';
+import type { NeuronEdit } from '../lib/model/neuron-edits.ts';
+import type { NeuronWeightViews } from '../lib/model/weight-views.ts';
 import type { NeuronRecord } from '../lib/activations/records.ts';
 import type {
   BackendChoice,
@@ -104,6 +108,18 @@ export class ModelClient {
 
   compare(record: NeuronRecord, gelu: 'tanh' | 'sigmoid'): Promise<CompareReply> {
     return this.call('compare', { record, gelu });
+  }
+
+  ablate(text: string, edits: NeuronEdit[], options?: AblationOptions, signal?: AbortSignal): Promise<AblationResult> {
+    return this.call('ablate', { text, edits, options }, { signal });
+  }
+
+  weights(layer: number, neuron: number, top?: number): Promise<NeuronWeightViews> {
+    return this.call('weights', { layer, neuron, top });
+  }
+
+  ablationScore(input: AblationScoreInput, signal?: AbortSignal): Promise<AblationScore> {
+    return this.call('ablationScore', input, { signal });
   }
 
   /** For benchmarks: the model alone over a corpus's excerpts (see ForwardTimingRequest). */

@@ -18,10 +18,16 @@ import { buildExcerpts } from '../lib/activations/corpus.ts';
 import { SCAN_DEFAULTS } from '../lib/activations/scan-defaults.ts';
 import { createScanSource } from '../lib/activations/scan-source.ts';
 import { planBatches } from '../lib/activations/scan.ts';
+import { ablateText } from '../lib/causal/ablation.ts';
+import { computeAblationScore } from '../lib/explain/ablation-score.ts';
+import { ModelWeights } from '../lib/model/model-weights.ts';
+import { neuronWeightViews } from '../lib/model/weight-views.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 let capturer: ActivationCapturer | null = null;
+/** The loaded model's weights, read on first use (they keep the graph's bytes alive). */
+let weights: { of: ActivationCapturer; weights: Promise<ModelWeights> } | null = null;
 let store: Promise<NeurolensStore> | null = null;
 const runningScans = new Map<string, AbortController>();
 /** Calls in progress, so that a `cancel` message can stop them. */
@@ -103,6 +109,7 @@ const handlers: Handlers = {
     }
     await capturer?.dispose();
     capturer = next;
+    weights = null;
     return {
       label: model.label,
       onnxPath: model.onnxPath,
@@ -154,6 +161,24 @@ const handlers: Handlers = {
     if (!capturer) throw new Error('load a model before comparing');
     const c = await compareRecordWithModel(record, capturer, { gelu });
     return { gelu, compared: c.excerpts.compared, skipped: c.excerpts.skipped, unmappedTokens: c.unmappedTokens.length, overall: c.overall };
+  },
+
+  async ablate({ text, edits, options }) {
+    if (!capturer) throw new Error('no model is loaded yet');
+    return ablateText(capturer, text, edits, options);
+  },
+
+  async weights({ layer, neuron, top }) {
+    if (!capturer) throw new Error('no model is loaded yet');
+    const current = capturer;
+    if (weights?.of !== current) weights = { of: current, weights: ModelWeights.of(current.model) };
+    const tokenizer = current.model.tokenizer;
+    return neuronWeightViews(await weights.weights, { layer, neuron }, (id) => tokenizer.tokenText(id), { top });
+  },
+
+  async ablationScore(input, { signal }) {
+    if (!capturer) throw new Error('no model is loaded yet');
+    return computeAblationScore(capturer, input, { signal });
   },
 
   async timeForward({ documents, maxExcerpts, layers: requested, batchSize = SCAN_DEFAULTS.batchSize }) {

@@ -10,6 +10,10 @@ import type { ModelDtype, ModelDtypeChoice } from '../lib/model/model-variants.t
 import type { NeuronRecord } from '../lib/activations/records.ts';
 import type { DiffStats } from '../lib/activations/compare-record.ts';
 import type { CorpusDocument } from '../lib/activations/corpus.ts';
+import type { AblationOptions, AblationResult } from '../lib/causal/ablation.ts';
+import type { AblationScore, AblationScoreInput } from '../lib/explain/ablation-score.ts';
+import type { NeuronEdit } from '../lib/model/neuron-edits.ts';
+import type { NeuronWeightViews } from '../lib/model/weight-views.ts';
 
 export type ModelRequest =
   | { kind: 'bundled'; name: string }
@@ -121,6 +125,12 @@ export interface WorkerMethods {
   scanStop: { params: { scanId: string; reason: 'pause' | 'cancel' }; result: void; progress: never };
   /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
   compare: { params: { record: NeuronRecord; gelu: 'tanh' | 'sigmoid' }; result: CompareReply; progress: never };
+  /** What editing neurons (zero, mean, steer) does to the next-token predictions on a text. */
+  ablate: { params: { text: string; edits: NeuronEdit[]; options?: AblationOptions }; result: AblationResult; progress: never };
+  /** A neuron's direct-path views from the weights: input tokens, output tokens, related neurons. */
+  weights: { params: { layer: number; neuron: number; top?: number }; result: NeuronWeightViews; progress: never };
+  /** The ablation score of an explanation's simulations (explain/ablation-score.ts). */
+  ablationScore: { params: AblationScoreInput; result: AblationScore; progress: never };
   /** For benchmarks: the model alone over a corpus's excerpts, as a scan runs it. */
   timeForward: { params: ForwardTimingRequest; result: ForwardTiming; progress: never };
 }

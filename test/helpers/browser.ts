@@ -3,8 +3,8 @@
  * the production build (the app, or the test harness pages built the same way) served by a plain
  * static server on 127.0.0.1, or the Vite dev server for its own smoke test.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { existsSync, readFileSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { ensureAppBuilt, ensureHarnessBuilt } from './app-build.ts';
 import { ensureModels } from '../../scripts/gen-models.ts';
@@ -54,6 +54,19 @@ export async function startDevServer(): Promise<{ server: ViteDevServer; url: st
   const address = server.httpServer!.address();
   if (!address || typeof address === 'string') throw new Error('dev server has no address');
   return { server, url: `http://127.0.0.1:${address.port}` };
+}
+
+/** Opens one of the app's views (Probe, Neuron, Explorer, Datasets, Settings) from its header. */
+export async function showView(page: Page, view: 'Probe' | 'Neuron' | 'Explorer' | 'Datasets' | 'Settings'): Promise<void> {
+  await page.getByRole('navigation', { name: 'views' }).getByRole('link', { name: view, exact: true }).click();
+}
+
+/** Exports a dataset's records through the app's own button (Datasets view, `row` of the list) and returns the file's text. */
+export async function exportRecordsFromList(page: Page, row: number): Promise<string> {
+  await showView(page, 'Datasets');
+  const download = page.waitForEvent('download');
+  await page.getByTestId('scan-list').locator('tbody tr').nth(row).getByRole('button', { name: 'Export records' }).click();
+  return readFileSync((await (await download).path())!, 'utf8');
 }
 
 export async function launchChromium(): Promise<Browser> {

@@ -435,6 +435,9 @@ export async function importFiles(store: NeurolensStore, files: readonly { name:
   const seen = new Map<string, string>();
   for (const file of files) {
     try {
+      if (/\.gz$/i.test(file.name) && !(file.bytes[0] === 0x1f && file.bytes[1] === 0x8b)) {
+        throw new FormatError('the name ends in .gz but the file is not gzip-compressed (a Neurolens bundle is a .neurolens.json.gz file as the app exports it)');
+      }
       if (looksLikeBundle(file.bytes)) {
         bundles.push({ name: file.name, bundle: await readScanBundle(file.bytes) });
         continue;
@@ -466,13 +469,21 @@ export async function importFiles(store: NeurolensStore, files: readonly { name:
     }
   }
   const imported: ImportSummary[] = [];
+  // Each import gets a name of its own, so a re-imported file is told apart from its source.
+  const taken = new Set((await store.listScans()).map((s) => s.name));
+  const distinct = (name: string) => {
+    let candidate = name;
+    for (let n = 2; taken.has(candidate); n++) candidate = `${name} (${n})`;
+    taken.add(candidate);
+    return candidate;
+  };
   if (paperNames.length > 0) {
-    const name = paperNames.length === 1 ? baseName(paperNames[0]) : `${baseName(paperNames[0])} and ${paperNames.length - 1} more`;
+    const name = distinct(paperNames.length === 1 ? baseName(paperNames[0]) : `${baseName(paperNames[0])} and ${paperNames.length - 1} more`);
     const records = compactRecords(paper.records);
     const scan = await store.writeImport({ newScan: importedScanInit({ name }, paper) }, { records, simulationResults: paper.results });
     imported.push(summarize(scan, records, paper.results.length));
   }
-  for (const { bundle } of bundles) imported.push(await writeBundleScan(store, bundle));
+  for (const { bundle } of bundles) imported.push(await writeBundleScan(store, bundle, distinct((bundle.header.scan as ScanMeta).name)));
   const records = imported.reduce((n, i) => n + i.neuronRecords, 0);
   const results = imported.reduce((n, i) => n + i.simulationResults, 0);
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
