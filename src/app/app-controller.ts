@@ -13,6 +13,7 @@ import { loadLlmSettings, saveLlmSettings, type LlmSettings } from '../lib/llm/s
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { ModelClient } from '../worker/model-client.ts';
 import type { ModelSummary } from '../worker/protocol.ts';
+import { AblationController, type AblationTarget, type EditMode } from './ablation-controller.ts';
 import { DatasetsController } from './datasets-controller.ts';
 import { displaySettings, type DisplaySettings } from './display-settings.ts';
 import { hubDownloadBytes, ModelLoader, type RememberedRequest } from './model-loader.ts';
@@ -50,6 +51,8 @@ export class AppController {
   readonly llm = new Observable<LlmSettings>(loadLlmSettings());
   /** Neurons looked at lately, newest first, kept in this browser. */
   readonly recentNeurons = new Observable<NeuronRef[]>(readRecent());
+  /** Editing neurons in the probe: what they do to the predictions (ablation-controller.ts). */
+  readonly ablation: AblationController;
 
   private constructor(
     readonly router: Router,
@@ -71,6 +74,7 @@ export class AppController {
         delete: async (id) => (await this.store).deleteProbe(id),
       },
     });
+    this.ablation = new AblationController({ ablate: (text, edits, signal) => this.client.ablate(text, edits, undefined, signal) });
     this.datasets = new DatasetsController({
       store: this.store,
       scan: (id, onProgress) => this.client.scan(id, onProgress),
@@ -104,6 +108,25 @@ export class AppController {
   /** Shows a neuron: in the view given, or the neuron page. */
   openNeuron(neuron: NeuronRef, view: 'neuron' | 'probe' = 'neuron'): void {
     this.router.navigate({ view, neuron });
+  }
+
+  /** Opens the probe with the neuron edited live (from a neuron's page, say). */
+  ablateInProbe(neuron: NeuronRef, mode: EditMode = { kind: 'zero' }): void {
+    this.router.navigate({ view: 'probe', neuron });
+    this.ablation.setMode(mode);
+    this.ablation.setEnabled(true);
+  }
+
+  /** The neuron's mean activation from the newest dataset of the loaded model that has its record. */
+  async meanOf(neuron: NeuronRef): Promise<number | undefined> {
+    const label = this.model?.label;
+    const store = await this.store;
+    for (const scan of this.datasets.state.get().scans) {
+      if (scan.model.label !== label || (scan.status !== 'done' && scan.status !== 'imported')) continue;
+      const record = await store.getNeuronRecord(scan.id, neuron.layer, neuron.neuron).catch(() => undefined);
+      if (record && typeof record.mean === 'number') return record.mean;
+    }
+    return undefined;
   }
 
   /** Checks a neuron typed by the user against the loaded model; an error message, or null. */
@@ -143,6 +166,29 @@ export class AppController {
     });
     this.probe.state.subscribe((state) => {
       if (state.text !== (this.router.route.get().text ?? '')) this.router.replace({ text: state.text || undefined });
+    });
+
+    // The probe's edit follows the probed text and the current neuron (with its mean, when known).
+    this.probe.state.subscribe((state) => this.ablation.setText(state.result?.text ?? ''));
+    let editing: string | null = null;
+    const editCurrent = async () => {
+      const n = this.router.route.get().neuron ?? this.model?.planted[0];
+      const key = n && this.model ? `${this.model.label}/${n.layer}:${n.neuron}` : null;
+      if (!n || key === editing) return;
+      editing = key;
+      const target: AblationTarget = { layer: n.layer, neuron: n.neuron, mean: await this.meanOf(n) };
+      if (editing === key) this.ablation.setNeurons([target]);
+    };
+    this.router.route.subscribe(() => void editCurrent());
+    this.loader.state.subscribe(() => void editCurrent());
+    let datasetsKey = '';
+    this.datasets.state.subscribe(({ scans }) => {
+      // A new or finished dataset may give the neuron's mean; progress ticks do not.
+      const key = scans.map((s) => `${s.id}:${s.status}`).join();
+      if (key === datasetsKey) return;
+      datasetsKey = key;
+      editing = null;
+      void editCurrent();
     });
 
     // The current neuron joins the recent ones.

@@ -183,8 +183,11 @@ export class ProbeController {
       const history = this.state.get().history;
       if (history[0]?.text === result.text && history[0]?.model === result.model) return;
       try {
+        // The same text probed again with the same model moves to the top, once.
+        const older = history.filter((p) => p.text === result.text && p.model === result.model);
+        for (const p of older) await this.deps.history!.delete(p.id);
         const stored = await this.deps.history!.put(probeFromResult(result));
-        this.state.patch({ history: [stored, ...this.state.get().history.filter((p) => p.id !== stored.id)] });
+        this.state.patch({ history: [stored, ...this.state.get().history.filter((p) => p.id !== stored.id && !older.includes(p))] });
         await this.prune();
       } catch {
         // A full storage only costs the history entry; the probe itself is on screen.
