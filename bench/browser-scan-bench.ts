@@ -15,9 +15,9 @@
  * (the store's accounting of the scan's rows), and details.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { basename, join, resolve, sep } from 'node:path';
-import { createServer, type Plugin } from 'vite';
-import { launchChromium } from '../test/helpers/browser.ts';
+import { basename, resolve, sep } from 'node:path';
+import type { Plugin } from 'vite';
+import { launchChromium, startDevServer } from '../test/helpers/browser.ts';
 
 const args = process.argv.slice(2);
 const [modelDirArg, excerptsArg] = args;
@@ -30,7 +30,6 @@ if (!modelDirArg || !(Number(excerptsArg) > 0)) {
 const modelDir = resolve(modelDirArg);
 const modelName = basename(modelDir);
 const maxExcerpts = Number(excerptsArg);
-const root = join(import.meta.dirname, '..');
 
 /** Serves the model folder at /models/<name>/, with the headers a cross-origin-isolated page needs. */
 function serveModel(): Plugin {
@@ -56,22 +55,13 @@ function serveModel(): Plugin {
   };
 }
 
-const server = await createServer({
-  configFile: join(root, 'vite.config.ts'),
-  plugins: [serveModel()],
-  server: { port: 0, host: '127.0.0.1', strictPort: false, hmr: false },
-  logLevel: 'error',
-  clearScreen: false,
-});
-await server.listen();
-const address = server.httpServer!.address();
-if (!address || typeof address === 'string') throw new Error('dev server has no address');
+const { server, url } = await startDevServer([serveModel()]);
 const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
-  await page.goto(`http://127.0.0.1:${address.port}/`, { timeout: 300_000 });
+  await page.goto(`${url}/`, { timeout: 300_000 });
   // A string, so that tsx does not rewrite the dynamic imports meant for the page.
   const result = await page.evaluate(`(async () => {
     const { ModelClient } = await import('/src/worker/model-client.ts');

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import { createServer, type Plugin, type ViteDevServer } from 'vite';
 import { ensureAppBuilt, ensureHarnessBuilt } from './app-build.ts';
 import { ensureModels } from '../../scripts/gen-models.ts';
 import { startStaticServer, type StaticServer } from './static-server.ts';
@@ -43,9 +43,11 @@ export async function startBuiltHarness(): Promise<StaticServer & { origin: stri
   return { ...server, origin: server.url.replace(/\/$/, '') };
 }
 
-export async function startDevServer(): Promise<{ server: ViteDevServer; url: string }> {
+/** `npm start`'s dev server on a free port; `plugins` add to the app's own (a benchmark serves its model). */
+export async function startDevServer(plugins: Plugin[] = []): Promise<{ server: ViteDevServer; url: string }> {
   const server = await createServer({
     configFile: new URL('../../vite.config.ts', import.meta.url).pathname,
+    plugins,
     server: { port: 0, host: '127.0.0.1', strictPort: false, hmr: false },
     logLevel: 'error',
     clearScreen: false,

@@ -2,9 +2,9 @@
  * `neurolens ablate`: what zeroing, mean-ablating or scaling some MLP neurons does to the model's
  * next-token predictions on a text (src/lib/causal/ablation.ts), as JSON or a readable report.
  */
+import { BACKEND_OPTION, MODEL_OPTIONS, OUTPUT_OPTIONS, parseCommandArgs } from '../cli-args.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ablateText, type AblationResult, type ProbabilityShift, type TokenProbability } from '../../lib/causal/ablation.ts';
 import { FormatError, parseNeuronRecord } from '../../lib/explain/formats.ts';
 import type { NeuronRef } from '../../lib/model/capture.ts';
@@ -75,30 +75,23 @@ async function meansFromScan(dir: string, neurons: NeuronRef[]): Promise<number[
 }
 
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const { values } = parseCommandArgs(
+    {
       args: argv,
       options: {
-        model: { type: 'string' },
-        text: { type: 'string' },
-        neurons: { type: 'string' },
-        scale: { type: 'string' },
-        scan: { type: 'string' },
-        mean: { type: 'string' },
-        top: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        dtype: { type: 'string' },
-        backend: { type: 'string' },
-        onnx: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
+          ...MODEL_OPTIONS,
+          ...BACKEND_OPTION,
+          ...OUTPUT_OPTIONS,
+          text: { type: 'string' },
+          neurons: { type: 'string' },
+          scale: { type: 'string' },
+          scan: { type: 'string' },
+          mean: { type: 'string' },
+          top: { type: 'string' },
       },
-      strict: true,
-    }));
-  } catch (err) {
-    // parseArgs explains some mistakes over several lines (e.g. a negative --scale); keep it to one.
-    throw new CliError(`${(err as Error).message.replace(/\s*\n\s*/g, ' ')}\n${HELP}`, 2);
-  }
+    },
+    HELP,
+  );
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;

@@ -1,6 +1,6 @@
 /** `neurolens capture`: activations of MLP neurons on one text, as JSON or a readable table. */
+import { BACKEND_OPTION, MODEL_OPTIONS, OUTPUT_OPTIONS, parseCommandArgs } from '../cli-args.ts';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { mlpHookName } from '../../lib/model/gpt2-types.ts';
 import type { TextCapture } from '../../lib/model/capture.ts';
 import { CliError } from '../cli-error.ts';
@@ -24,29 +24,23 @@ function f32(x: number): number {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const { values } = parseCommandArgs(
+    {
       args: argv,
       options: {
-        model: { type: 'string' },
-        text: { type: 'string' },
-        file: { type: 'string' },
-        layers: { type: 'string' },
-        neurons: { type: 'string' },
-        top: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        dtype: { type: 'string' },
-        backend: { type: 'string' },
-        onnx: { type: 'string' },
-        windowed: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
+          ...MODEL_OPTIONS,
+          ...BACKEND_OPTION,
+          ...OUTPUT_OPTIONS,
+          text: { type: 'string' },
+          file: { type: 'string' },
+          layers: { type: 'string' },
+          neurons: { type: 'string' },
+          top: { type: 'string' },
+          windowed: { type: 'boolean', default: false },
       },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${HELP}`, 2);
-  }
+    },
+    HELP,
+  );
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;

@@ -3,8 +3,8 @@
  * and reports how far the stored activations are from the model's own, for each GELU variant —
  * the published GPT-2 activations were computed with x·σ(1.702x) rather than GPT-2's tanh GELU.
  */
+import { BACKEND_OPTION, MODEL_OPTIONS, OUTPUT_OPTIONS, parseCommandArgs } from '../cli-args.ts';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import {
   compareRecordWithModel,
   diffStats,
@@ -20,7 +20,7 @@ import { CliError } from '../cli-error.ts';
 import { openCapturer } from '../resolve-model.ts';
 
 const HELP = `usage: neurolens compare --record <NeuronRecord.json> --model <dir|hub-id|bundled-name>
-                         [--gelu tanh|sigmoid|model] [--json] [--batch 8] [--dtype auto|fp32|fp16|int8] [--backend auto|node|wasm]
+                         [--gelu tanh|sigmoid|model] [--json] [--batch 8] [--dtype auto|fp32|fp16|int8] [--onnx file] [--backend auto|node|wasm]
 
   --record  a NeuronRecord in the paper's JSON format (a JSON array or JSON Lines of several works too)
   --gelu    compare with this GELU only (default: both tanh, GPT-2's own, and sigmoid, x·σ(1.702x),
@@ -28,25 +28,20 @@ const HELP = `usage: neurolens compare --record <NeuronRecord.json> --model <dir
   --json    print one JSON object instead of a table`;
 
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const { values } = parseCommandArgs(
+    {
       args: argv,
       options: {
-        record: { type: 'string' },
-        model: { type: 'string' },
-        gelu: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        batch: { type: 'string' },
-        dtype: { type: 'string' },
-        backend: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
+          ...MODEL_OPTIONS,
+          ...BACKEND_OPTION,
+          ...OUTPUT_OPTIONS,
+          record: { type: 'string' },
+          gelu: { type: 'string' },
+          batch: { type: 'string' },
       },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${HELP}`, 2);
-  }
+    },
+    HELP,
+  );
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;
@@ -70,7 +65,7 @@ export async function run(argv: string[]): Promise<void> {
     throw new CliError(code === 'ENOENT' ? `record file not found: ${values.record}` : `cannot read ${values.record}: ${code ?? (err as Error).message}`, 2);
   }
 
-  const { model, capturer } = await openCapturer({ model: values.model, dtype: values.dtype, backend: values.backend });
+  const { model, capturer } = await openCapturer({ model: values.model, dtype: values.dtype, onnx: values.onnx, backend: values.backend });
   try {
     const lookup = new TokenLookup(model.tokenizer);
     const results: Record<GeluChoice, RecordComparison>[] = [];

@@ -10,10 +10,10 @@
  * With --shard, a shard folder instead (shard.json, statistics.bin, sample-rows.bin,
  * excerpts.jsonl), which `neurolens merge` turns into the records of the whole scan.
  */
+import { BACKEND_OPTION, MODEL_OPTIONS, parseCommandArgs } from '../cli-args.ts';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { access, readFile, rm, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { buildExcerpts, CorpusFormatError, parseCorpusFile, type CorpusDocument } from '../../lib/activations/corpus.ts';
 import { DEFAULT_CORPUS_FILE, prepareDefaultCorpus } from '../../lib/activations/default-corpus.node.ts';
 import { SCAN_DEFAULTS } from '../../lib/activations/scan-defaults.ts';
@@ -29,7 +29,7 @@ import { count, formatDuration, interruptHandler, StatusLine } from '../terminal
 const HELP = `usage: neurolens scan --model <dir|hub-id|bundled-name> --corpus <file.txt|file.jsonl|default> --out <dir>
                       [--layers 0,5] [--top ${SCAN_DEFAULTS.topK}] [--random ${SCAN_DEFAULTS.randomSampleSize}] [--seed ${SCAN_DEFAULTS.seed}] [--batch ${SCAN_DEFAULTS.batchSize}] [--max-excerpts N]
                       [--shard i/N | --shard auto/N] [--gelu model|tanh|sigmoid] [--resume] [--checkpoint-every 512]
-                      [--dtype auto|fp32|fp16|int8] [--backend auto|node|wasm]
+                      [--dtype auto|fp32|fp16|int8] [--onnx file] [--backend auto|node|wasm]
 
   --corpus        a .txt file (one document) or .jsonl file (one {"text": ...} per line), or
                   "default" for the bundled corpus (public/corpus/default.jsonl)
@@ -68,6 +68,7 @@ export interface ScanCommandOptions {
   gelu: GeluChoice;
   resume: boolean;
   dtype?: string;
+  onnx?: string;
   backend?: string;
 }
 
@@ -105,33 +106,29 @@ export function parseShard(value: string, env: NodeJS.ProcessEnv = process.env):
 }
 
 export function parseScanArgs(argv: string[]): ScanCommandOptions | null {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const { values } = parseCommandArgs(
+    {
       args: argv,
       options: {
-        model: { type: 'string' },
-        corpus: { type: 'string' },
-        out: { type: 'string' },
-        layers: { type: 'string' },
-        top: { type: 'string' },
-        random: { type: 'string' },
-        seed: { type: 'string' },
-        batch: { type: 'string' },
-        'max-excerpts': { type: 'string' },
-        'checkpoint-every': { type: 'string' },
-        shard: { type: 'string' },
-        gelu: { type: 'string' },
-        resume: { type: 'boolean', default: false },
-        dtype: { type: 'string' },
-        backend: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
+          ...MODEL_OPTIONS,
+          ...BACKEND_OPTION,
+          corpus: { type: 'string' },
+          out: { type: 'string' },
+          layers: { type: 'string' },
+          top: { type: 'string' },
+          random: { type: 'string' },
+          seed: { type: 'string' },
+          batch: { type: 'string' },
+          'max-excerpts': { type: 'string' },
+          'checkpoint-every': { type: 'string' },
+          shard: { type: 'string' },
+          gelu: { type: 'string' },
+          resume: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h', default: false },
       },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${HELP}`, 2);
-  }
+    },
+    HELP,
+  );
   if (values.help) return null;
   if (!values.model) throw new CliError('--model is required (a model folder, a hub id like Xenova/gpt2, or toy-planted)', 2);
   if (!values.corpus) throw new CliError('--corpus is required (a .txt or .jsonl file, or "default")', 2);
@@ -153,6 +150,7 @@ export function parseScanArgs(argv: string[]): ScanCommandOptions | null {
     gelu,
     resume: values.resume,
     dtype: values.dtype,
+    onnx: values.onnx,
     backend: values.backend,
   };
 }
@@ -257,7 +255,7 @@ async function scanWithModel(
   checkpointPath: string,
   signal: AbortSignal,
 ): Promise<ScanSummary> {
-  const { model, capturer } = await openCapturer({ model: options.model, dtype: options.dtype, backend: options.backend });
+  const { model, capturer } = await openCapturer({ model: options.model, dtype: options.dtype, onnx: options.onnx, backend: options.backend });
   const status = new StatusLine();
   try {
     const layers = capturer.resolveLayers(options.layers);

@@ -3,7 +3,7 @@
  * (src/lib/model/weight-views.ts): the tokens whose embeddings excite it, the tokens it promotes
  * and suppresses, and the most connected neurons of the layers before and after it.
  */
-import { parseArgs } from 'node:util';
+import { MODEL_OPTIONS, OUTPUT_OPTIONS, parseCommandArgs } from '../cli-args.ts';
 import { ModelWeights } from '../../lib/model/model-weights.ts';
 import { neuronWeightViews, type NeuronWeightViews, type RelatedNeuron, type TokenScore } from '../../lib/model/weight-views.ts';
 import { CliError } from '../cli-error.ts';
@@ -23,25 +23,18 @@ const HELP = `usage: neurolens weights --model <dir|hub-id|bundled-name> --neuro
   related         cosine of W_out of one neuron and W_in of the other, by absolute value`;
 
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const { values } = parseCommandArgs(
+    {
       args: argv,
       options: {
-        model: { type: 'string' },
-        neuron: { type: 'string' },
-        top: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        dtype: { type: 'string' },
-        onnx: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
+          ...MODEL_OPTIONS,
+          ...OUTPUT_OPTIONS,
+          neuron: { type: 'string' },
+          top: { type: 'string' },
       },
-      strict: true,
-    }));
-  } catch (err) {
-    // parseArgs explains some mistakes over several lines (e.g. a negative --scale); keep it to one.
-    throw new CliError(`${(err as Error).message.replace(/\s*\n\s*/g, ' ')}\n${HELP}`, 2);
-  }
+    },
+    HELP,
+  );
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;
