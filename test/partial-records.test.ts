@@ -60,7 +60,7 @@ describe('records of a paused scan', () => {
     expect(partial).toHaveLength(layers.length * dMlp);
 
     // Only excerpts scanned before the checkpoint appear, and only those are run again (once each).
-    const scanned = scanOrder(ids, settings.seed).slice(0, done);
+    const scanned = scanOrder(ids, settings.seed!).slice(0, done);
     const scannedKeys = new Set(scanned.map((e) => excerpts[e].tokens.join(' ')));
     for (const record of partial) {
       for (const list of [record.random_sample, ...(record.random_sample_by_quantile ?? []), record.most_positive_activation_records]) {

@@ -12,7 +12,7 @@
 import { loadLlmSettings, saveLlmSettings, type LlmSettings } from '../lib/llm/settings.ts';
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { ModelClient } from '../worker/model-client.ts';
-import type { ModelSummary } from '../worker/protocol.ts';
+import { partialDatasetId, type ModelSummary } from '../worker/protocol.ts';
 import { DatasetsController } from './datasets-controller.ts';
 import { displaySettings, type DisplaySettings } from './display-settings.ts';
 import { hubDownloadBytes, ModelLoader, type RememberedRequest } from './model-loader.ts';
@@ -75,6 +75,8 @@ export class AppController {
       store: this.store,
       scan: (id, onProgress) => this.client.scan(id, onProgress),
       stopScan: (id, reason) => this.client.stopScan(id, reason),
+      partialDataset: (id, onProgress) => this.client.partialDataset(id, onProgress),
+      partialDatasetId,
       defaultCorpusUrl: new URL(`${import.meta.env.BASE_URL}corpus/default.jsonl`, document.baseURI).href,
       persistent: requestPersistentStorage(),
     });
