@@ -14,6 +14,7 @@ import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { ModelClient } from '../worker/model-client.ts';
 import { partialDatasetId, type ModelSummary } from '../worker/protocol.ts';
 import { DatasetsController } from './datasets-controller.ts';
+import { ExplorerController } from './explorer-controller.ts';
 import { displaySettings, type DisplaySettings } from './display-settings.ts';
 import { hubDownloadBytes, ModelLoader, type RememberedRequest } from './model-loader.ts';
 import { Observable } from './observable.ts';
@@ -44,6 +45,8 @@ export class AppController {
   readonly loader: ModelLoader;
   readonly probe: ProbeController;
   readonly datasets: DatasetsController;
+  /** Every neuron of a dataset: sorting, filtering, search, batch explanations (explorer-controller.ts). */
+  readonly explorer: ExplorerController;
   /** A model the address asks for that is not loaded, offered to the user. */
   readonly requestedModel = new Observable<{ label: string; dtype?: string } | null>(null);
   /** The LLM endpoint, shared by every place that explains or simulates; saved as the user chose. */
@@ -80,6 +83,7 @@ export class AppController {
       defaultCorpusUrl: new URL(`${import.meta.env.BASE_URL}corpus/default.jsonl`, document.baseURI).href,
       persistent: requestPersistentStorage(),
     });
+    this.explorer = new ExplorerController({ store: this.store, llm: () => this.llm.get() });
   }
 
   static async start(offline: OfflineStatus): Promise<AppController> {

@@ -11,6 +11,7 @@ import type { ActivationCapturer } from '../lib/model/capture.ts';
 import { buildExcerpts } from '../lib/activations/corpus.ts';
 import { runPartialRecords, runScanJob, type ScanJobProgress } from '../lib/activations/scan-job.ts';
 import { createScanSource } from '../lib/activations/scan-source.ts';
+import { coveragePercent } from '../lib/store/coverage.ts';
 import type { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { openScanCheckpoints, openScanRowSpill, removeOrphanScanFiles } from './opfs-storage.ts';
 import { partialDatasetId, type PartialDatasetSummary, type ScanProgressInfo, type ScanSummary } from './protocol.ts';
@@ -126,8 +127,7 @@ export async function buildPartialDataset(
   await store.deleteScan(datasetId);
   const coverage = { excerptsDone: saved.excerptsDone, excerptsTotal: excerpts.length, fromScan: scanId };
   const { id: _id, createdAt: _c, updatedAt: _u, bytes: _b, inputs: _i, status: _s, progress: _p, error: _e, ...fields } = scan;
-  const percent = Math.floor((100 * coverage.excerptsDone) / coverage.excerptsTotal);
-  await store.createScan({ ...fields, id: datasetId, name: `${scan.name} (so far: ${percent}%)`, excerptCount: coverage.excerptsDone, coverage, status: 'running', progress: 0 });
+  await store.createScan({ ...fields, id: datasetId, name: `${scan.name} (so far: ${coveragePercent(coverage)}%)`, excerptCount: coverage.excerptsDone, coverage, status: 'running', progress: 0 });
   try {
     const result = await runPartialRecords({
       excerpts,
