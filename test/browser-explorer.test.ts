@@ -94,7 +94,9 @@ run('the Explorer in the app', () => {
       }
       await list().evaluate((el) => (el.scrollTop += el.clientHeight));
     }
-    throw new Error(`no row of neuron ${neuron}`);
+    const where = await list().evaluate((el) => ({ scrollTop: el.scrollTop, scrollHeight: el.scrollHeight, clientHeight: el.clientHeight, rows: Array.from(el.querySelectorAll('.row'), (r) => (r as HTMLElement).dataset.neuron).slice(0, 5) }));
+    await page.screenshot({ path: 'test-results/explorer-row-not-found.png', fullPage: true });
+    throw new Error(`no row of neuron ${neuron}: ${JSON.stringify(where)}`);
   }
 
   /**
@@ -337,7 +339,10 @@ run('the Explorer in the app', () => {
     await page.waitForTimeout(500);
     await phase('end');
 
-    const { longTasks, phases } = await page.evaluate(() => window as unknown as { longTasks: { start: number; duration: number }[]; phases: [string, number][] });
+    const { longTasks, phases } = await page.evaluate(() => {
+      const w = window as unknown as { longTasks: { start: number; duration: number }[]; phases: [string, number][] };
+      return { longTasks: w.longTasks, phases: w.phases };
+    });
     const phaseOf = (t: number) => phases.filter(([, at]) => at <= t).at(-1)?.[0] ?? 'before';
     const byPhase: Record<string, number[]> = {};
     for (const task of longTasks) (byPhase[phaseOf(task.start)] ??= []).push(Math.round(task.duration));

@@ -375,8 +375,9 @@ run('Neurolens store in headless Chromium', () => {
         };
         await writeScan('a', [...records, foreign]);
         // Scan b: one good record and one whose excerpt went missing.
-        const [, broken] = await writeScan('b', records.slice(0, 2));
-        await v3.delete('excerpts', ['b', broken.excerpts[broken.excerpts.length - 1]]);
+        const [good, broken] = await writeScan('b', records.slice(0, 2));
+        const own = Array.from(broken.excerpts).find((e) => !Array.from(good.excerpts).includes(e))!;
+        await v3.delete('excerpts', ['b', own]);
         // Explanations of neuron 0:1: one with Neurolens scores (and a simulation), one with a paper simulation only, one unscored.
         const simulation = (explanation: string, score: number) => ({
           scanId: 'a', layer: 0, neuron: 1, explanation,
@@ -1258,9 +1259,10 @@ run('Neurolens store in headless Chromium', () => {
     expect(result.sameNeuron).toMatchObject({ name: 'FileImportError', message: 'b.json: a second NeuronRecord of layer 0 neuron 0 (the first is in a.json)' });
     expect(result.binary).toMatchObject({ name: 'FileImportError', message: 'x.bin: not UTF-8 text: expected JSON, JSON Lines or a .neurolens.json.gz bundle' });
     expect(result.unchanged).toBe(true);
+    // The bundle's dataset is named apart from its source, still in this browser.
     expect(result.scans).toEqual([
       { name: '0/0 and 3 more', status: 'imported', records: 3, results: 1 },
-      { name: 'Source scan: v1!', status: 'imported', records: records.length, results: 0 },
+      { name: 'Source scan: v1! (2)', status: 'imported', records: records.length, results: 0 },
     ]);
     expect(result.summary).toBe(`Imported ${3 + records.length} neuron records and explanations of 1 neuron into 2 new datasets.`);
     expectSameJson(jsonLines(result.paperRecords), records.slice(0, 3));

@@ -96,6 +96,9 @@ export interface ExplorerState {
   batch: BatchState;
 }
 
+/** Lets the browser render and handle input before going on. */
+const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
 const IDLE_BATCH: BatchState = {
   phase: 'idle',
   neurons: [],
@@ -145,7 +148,11 @@ export class ExplorerController {
     const read = (async () => {
       const store = await this.deps.store;
       const [summaries, explanations] = await Promise.all([store.listNeuronSummaries(datasetId), store.listAllExplanations(datasetId)]);
-      return buildColumns(summaries, explanations);
+      // Each step in a task of its own: reading, building the columns, then sorting and showing them.
+      await nextTask();
+      const columns = buildColumns(summaries, explanations);
+      await nextTask();
+      return columns;
     })();
     await ticket.settle(
       read,

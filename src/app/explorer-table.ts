@@ -108,7 +108,6 @@ export function buildColumns(summaries: readonly NeuronSummaryColumns[], explana
     searchText: new Array<string>(count).fill(''),
     layers: layers.filter((s) => s.present.some((p) => p === 1)).map((s) => s.layer),
   };
-  const rowOf = new Map<number, number>();
   let row = 0;
   for (const s of layers) {
     for (let n = 0; n < s.present.length; n++) {
@@ -121,20 +120,19 @@ export function buildColumns(summaries: readonly NeuronSummaryColumns[], explana
       columns.sampledTokens[row] = s.sampledTokens[n];
       columns.topExcerpts[row] = s.topExcerpts[n];
       columns.peaks[row] = s.peaks[n];
-      rowOf.set(neuronKey(s.layer, n), row);
       row++;
     }
   }
-  applyExplanations(columns, explanations, rowOf);
+  applyExplanations(columns, explanations);
   return columns;
 }
 
 /** Sets each row's best explanation, score and search text from the dataset's explanations. */
-function applyExplanations(columns: ExplorerColumns, explanations: readonly StoredExplanation[], rowOf: Map<number, number>): void {
+function applyExplanations(columns: ExplorerColumns, explanations: readonly StoredExplanation[]): void {
   const byRow = new Map<number, StoredExplanation[]>();
   for (const e of explanations) {
-    const row = rowOf.get(neuronKey(e.layer, e.neuron));
-    if (row === undefined) continue; // explained, but no record in this dataset
+    const row = rowOfNeuron(columns, e.layer, e.neuron);
+    if (row < 0) continue; // explained, but no record in this dataset
     const list = byRow.get(row);
     if (list) list.push(e);
     else byRow.set(row, [e]);
