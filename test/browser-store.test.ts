@@ -15,6 +15,8 @@ import { createSeededRandom } from '../src/lib/activations/seeded-random.ts';
 import type { NeuronSimulationResults } from '../src/lib/explain/explanation-types.ts';
 import { serializeJsonl, serializeNeuronRecord } from '../src/lib/explain/formats.ts';
 import type { StoreHarness } from './browser/store-harness.ts';
+import { summarizeNeuronRecord } from '../src/lib/activations/neuron-summary.ts';
+import { DB_VERSION } from '../src/lib/store/db.ts';
 import { browserAvailable, launchChromium, startBuiltHarness } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
 
@@ -203,7 +205,7 @@ run('Neurolens store in headless Chromium', () => {
     db = `neurolens-test-${++dbCounter}`;
   });
 
-  it('creates the v3 schema; a v1 database upgrades step by step (v2, then v3) to the same schema and keeps its data', async () => {
+  it('creates the current schema; a v1 database upgrades step by step (v2, v3, v4) to the same schema and keeps its data', async () => {
     const result = await inPage(
       async (h, { name, record, init }) => {
         const fresh = await h.NeurolensStore.open(`${name}-fresh`);
@@ -244,8 +246,9 @@ run('Neurolens store in headless Chromium', () => {
       { name: db, record: records[3], init: SCAN_INIT },
     );
     const stores = result.freshSchema.stores.map((s) => s.name);
-    expect(stores).toEqual(['checkpoints', 'excerpts', 'explanations', 'jobSteps', 'llmCache', 'neuronRecords', 'probes', 'scanInputs', 'scans', 'scores', 'simulations', 'vocabulary']);
-    expect(result.freshSchema.version).toBe(3);
+    expect(stores).toEqual(['checkpoints', 'excerpts', 'explanations', 'jobSteps', 'llmCache', 'neuronRecords', 'neuronSummaries', 'probes', 'scanInputs', 'scans', 'scores', 'simulations', 'vocabulary']);
+    expect(result.freshSchema.version).toBe(DB_VERSION);
+    expect(DB_VERSION).toBe(4);
     const schemaOf = (name: string) => result.freshSchema.stores.find((s) => s.name === name)!;
     expect(schemaOf('neuronRecords').keyPath).toEqual(['scanId', 'layer', 'neuron']);
     expect(schemaOf('excerpts')).toEqual({ name: 'excerpts', keyPath: ['scanId', 'index'], indexes: [{ name: 'byHash', keyPath: ['scanId', 'hash'] }] });
@@ -255,7 +258,7 @@ run('Neurolens store in headless Chromium', () => {
     expect(result.v1Schema).toEqual({ version: 1, scanIndexes: [] });
     // Upgraded step by step (1 → 2 → 3) or created at once (0 → 3): the same schema.
     expect(result.migrated.schema).toEqual(result.freshSchema);
-    expect(result.migrated.version).toBe(3);
+    expect(result.migrated.version).toBe(DB_VERSION);
     // The v2 index orders the listing, most recently updated first.
     expect(result.migrated.listed).toEqual([
       ['new', 'newer', 'paused', 0.5],
@@ -324,7 +327,7 @@ run('Neurolens store in headless Chromium', () => {
       { name: db, records, foreign: FOREIGN_RECORD, init: SCAN_INIT },
     );
     expect(result.oldStores).toContain('meanTokens');
-    expect(result.version).toBe(3);
+    expect(result.version).toBe(DB_VERSION);
     expect(result.stores).not.toContain('meanTokens');
     // Identical records, scan by scan; the scan's own float16 and the import's float64 kept as they were.
     expectSameJson(result.a, records);
@@ -354,16 +357,147 @@ run('Neurolens store in headless Chromium', () => {
     expect(result.brokenVersion).toBe(2);
   });
 
+  it('migrates a v3 store to v4: every stored record gets its summary, explanations their headline score, a damaged record is skipped', async () => {
+    const result = await inPage(
+      async (h, { name, records, foreign, init }) => {
+        // A database as v3 code left it: compact records referring to excerpts stored once per scan.
+        const v3 = await h.openNeurolensDb(name, { version: 3 });
+        const old = { status: 'done', progress: 1, createdAt: 1000, updatedAt: 1000, bytes: 5 };
+        await v3.put('scans', { id: 'a', ...init, ...old } as never);
+        await v3.put('scans', { id: 'b', ...init, name: 'second', ...old } as never);
+        const writeScan = async (scanId: string, list: unknown[]) => {
+          const table = new h.ExcerptTable();
+          const compact = list.map((r) => h.compactNeuronRecord(r as never, table, 'lossless'));
+          for (let i = 0; i < table.size; i++) await v3.put('excerpts', { scanId, index: i, hash: table.hash(i), tokenIds: table.tokenIds(i) });
+          await v3.put('vocabulary', { scanId, firstId: 0, tokens: table.vocabulary });
+          for (const c of compact) await v3.put('neuronRecords', { ...c, scanId } as never);
+          return compact;
+        };
+        await writeScan('a', [...records, foreign]);
+        // Scan b: one good record and one whose excerpt went missing.
+        const [good, broken] = await writeScan('b', records.slice(0, 2));
+        const own = Array.from(broken.excerpts).find((e) => !Array.from(good.excerpts).includes(e))!;
+        await v3.delete('excerpts', ['b', own]);
+        // Explanations of neuron 0:1: one with Neurolens scores (and a simulation), one with a paper simulation only, one unscored.
+        const simulation = (explanation: string, score: number) => ({
+          scanId: 'a', layer: 0, neuron: 1, explanation,
+          scoredExplanation: { explanation, scored_simulation: { scored_sequence_simulations: [], ev_correlation_score: score, rsquared_score: null, absolute_dev_explained_score: null } },
+          resultsFields: { neuron_id: { layer_index: 0, neuron_index: 1 } },
+        });
+        for (const [order, explanation] of ['commas', 'quotes', 'unscored'].entries()) {
+          await v3.put('explanations', { scanId: 'a', layer: 0, neuron: 1, explanation, order, createdAt: 1500 });
+        }
+        await v3.put('simulations', simulation('commas', 0.2) as never);
+        await v3.put('simulations', simulation('quotes', 0.4) as never);
+        await v3.put('scores', { scanId: 'a', layer: 0, neuron: 1, explanation: 'commas', scores: { explanation: 'commas', all: { ev_correlation_score: 0.75 } } } as never);
+        v3.close();
+
+        const store = await h.NeurolensStore.open(name);
+        const columns = await store.listNeuronSummaries('a');
+        const summaries = columns.flatMap((c) => Array.from(c.present).flatMap((p, n) => (p ? [h.neuronSummaries.summaryAt(c, n)] : [])));
+        const out = {
+          version: store.version,
+          layers: columns.map((c) => [c.layer, c.present.length]),
+          summaries,
+          b: (await store.listNeuronSummaries('b')).flatMap((c) => Array.from(c.present).flatMap((p, n) => (p ? [[c.layer, n]] : []))),
+          bRecords: (await store.listNeuronIds('b')).length,
+          explanations: (await store.listExplanations('a', { layer: 0, neuron: 1 })).map((e) => [e.explanation, e.score]),
+          bytes: (await store.getScan('a'))!.bytes,
+        };
+        store.close();
+        return out;
+      },
+      { name: db, records, foreign: FOREIGN_RECORD, init: SCAN_INIT },
+    );
+    expect(result.version).toBe(4);
+    expect(result.layers).toEqual([[0, D_MLP], [1, D_MLP], [7, 1235]]);
+    // The summary of each record is what the record itself gives.
+    expect(result.summaries).toEqual([...records, FOREIGN_RECORD as NeuronRecord].map(summarizeNeuronRecord));
+    expect(result.summaries[0]!.peaks.length).toBeGreaterThan(0);
+    // The damaged record stays (it shows its error when opened) but has no summary; the database opened.
+    expect(result.bRecords).toBe(2);
+    expect(result.b).toEqual([[records[0].neuron_id.layer_index, records[0].neuron_id.neuron_index]]);
+    // Neurolens' scores win over the simulation's; a simulation alone gives the score; unscored stays unscored.
+    expect(result.explanations).toEqual([
+      ['commas', 0.75],
+      ['quotes', 0.4],
+      ['unscored', undefined],
+    ]);
+    expect(result.bytes).toBeGreaterThan(1000);
+  });
+
+  it('summaries and headline scores are written with records, imports, scores and simulations, and deleted with the scan', async () => {
+    const resultsText = serializeJsonl([simulationResults(0, 2, ['the letter t', 'quotes'])], 'NeuronSimulationResults');
+    const result = await inPage(
+      async (h, { name, records, init, recordsJsonl, resultsText }) => {
+        const store = await h.NeurolensStore.open(name);
+        const flat = async (scanId: string) =>
+          (await store.listNeuronSummaries(scanId)).flatMap((c) => Array.from(c.present).flatMap((p, n) => (p ? [h.neuronSummaries.summaryAt(c, n)] : [])));
+        const scan = await store.createScan({ ...init, status: 'done', progress: 1 });
+        // Written in two parts, the second replacing a record of the first.
+        await store.putNeuronRecords(scan.id, records.slice(0, 6));
+        await store.putNeuronRecords(scan.id, records.slice(5));
+        const written = await flat(scan.id);
+        const imported = await h.importExport.importFiles(store, [
+          { name: 'records.jsonl', bytes: new TextEncoder().encode(recordsJsonl) },
+          { name: 'results.jsonl', bytes: new TextEncoder().encode(resultsText) },
+        ]);
+        const fromImport = await flat(imported.imported[0].scan.id);
+        const importedScores = (await store.listExplanations(imported.imported[0].scan.id, { layer: 0, neuron: 2 })).map((e) => [e.explanation, e.score]);
+        const bundle = await h.importExport.exportScanBundle(store, imported.imported[0].scan.id);
+        const fromBundle = await h.importExport.importScanBundle(store, bundle);
+        const bundleSummaries = await flat(fromBundle.scan.id);
+        const bundleScores = (await store.listExplanations(fromBundle.scan.id, { layer: 0, neuron: 2 })).map((e) => [e.explanation, e.score]);
+        // Scores: Neurolens' own replace the simulation's; a later simulation does not undo them.
+        const id = imported.imported[0].scan.id;
+        await store.putScores(id, { layer: 0, neuron: 2 }, { explanation: 'quotes', all: { ev_correlation_score: 0.9 } } as never);
+        await h.importExport.importPaperText(store, resultsText, { scanId: id });
+        const afterScores = (await store.listExplanations(id, { layer: 0, neuron: 2 })).map((e) => [e.explanation, e.score]);
+        await store.deleteScan(id);
+        const afterDelete = await store.listNeuronSummaries(id);
+        const dump = await h.dumpDb(name);
+        store.close();
+        return {
+          written,
+          fromImport,
+          bundleSummaries,
+          importedScores,
+          bundleScores,
+          afterScores,
+          afterDelete,
+          summaryRows: (dump.neuronSummaries as { scanId: string }[]).map((r) => r.scanId),
+          ids: [scan.id, fromBundle.scan.id, id],
+        };
+      },
+      { name: db, records, init: SCAN_INIT, recordsJsonl, resultsText },
+    );
+    const expected = records.map(summarizeNeuronRecord);
+    expect(result.written).toEqual(expected);
+    expect(result.fromImport).toEqual(expected);
+    expect(result.bundleSummaries).toEqual(expected);
+    expect(result.importedScores).toEqual([
+      ['the letter t', 0.1],
+      ['quotes', 0.2],
+    ]);
+    expect(result.bundleScores).toEqual(result.importedScores);
+    expect(result.afterScores).toEqual([
+      ['the letter t', 0.1],
+      ['quotes', 0.9],
+    ]);
+    expect(result.afterDelete).toEqual([]);
+    expect(new Set(result.summaryRows)).toEqual(new Set([result.ids[0], result.ids[1]]));
+  });
+
   it('refuses a database written by a newer schema version, and a store closed by an upgrade elsewhere', async () => {
     const result = await inPage(
       async (h, name) => {
-        const future = await h.openDB(name, 4, { upgrade: (d) => void d.createObjectStore('scans', { keyPath: 'id' }) });
+        const future = await h.openDB(name, h.DB_VERSION + 1, { upgrade: (d) => void d.createObjectStore('scans', { keyPath: 'id' }) });
         future.close();
         const newer = await h.errorOf(() => h.NeurolensStore.open(name));
         const other = `${name}-b`;
         const store = await h.NeurolensStore.open(other);
         // Another tab opening a higher version makes this connection step aside.
-        const upgrader = await h.openDB(other, 4);
+        const upgrader = await h.openDB(other, h.DB_VERSION + 1);
         upgrader.close();
         const afterUpgrade = await h.errorOf(() => store.listScans());
         // A connection to an older version that never lets go (no versionchange handler): give up, clearly.
@@ -395,7 +529,7 @@ run('Neurolens store in headless Chromium', () => {
     );
     expect(result.newer).toMatchObject({
       isStoreError: true,
-      message: `the Neurolens database "${db}" was written by a newer version of Neurolens (this one reads schema version 3); update the app`,
+      message: `the Neurolens database "${db}" was written by a newer version of Neurolens (this one reads schema version ${DB_VERSION}); update the app`,
     });
     expect(result.blocked).toMatchObject({
       isStoreError: true,
@@ -403,7 +537,7 @@ run('Neurolens store in headless Chromium', () => {
     });
     expect(result.waited).toBeGreaterThanOrEqual(290);
     expect(result.waited).toBeLessThan(5000);
-    expect(result.laterVersion).toBe(3);
+    expect(result.laterVersion).toBe(DB_VERSION);
     expect(result.failedUpgrade).toMatchObject({ isStoreError: true });
     expect(result.failedUpgrade!.message).toMatch(new RegExp(`^cannot open the Neurolens database "${db}-f": AbortError: `));
     expect(result.afterFailure).toEqual({ version: 1, stores: ['scans'], rows: [{ id: 'x', name: 'kept' }] });
@@ -1125,9 +1259,10 @@ run('Neurolens store in headless Chromium', () => {
     expect(result.sameNeuron).toMatchObject({ name: 'FileImportError', message: 'b.json: a second NeuronRecord of layer 0 neuron 0 (the first is in a.json)' });
     expect(result.binary).toMatchObject({ name: 'FileImportError', message: 'x.bin: not UTF-8 text: expected JSON, JSON Lines or a .neurolens.json.gz bundle' });
     expect(result.unchanged).toBe(true);
+    // The bundle's dataset is named apart from its source, still in this browser.
     expect(result.scans).toEqual([
       { name: '0/0 and 3 more', status: 'imported', records: 3, results: 1 },
-      { name: 'Source scan: v1!', status: 'imported', records: records.length, results: 0 },
+      { name: 'Source scan: v1! (2)', status: 'imported', records: records.length, results: 0 },
     ]);
     expect(result.summary).toBe(`Imported ${3 + records.length} neuron records and explanations of 1 neuron into 2 new datasets.`);
     expectSameJson(jsonLines(result.paperRecords), records.slice(0, 3));

@@ -12,9 +12,10 @@
 import { loadLlmSettings, saveLlmSettings, type LlmSettings } from '../lib/llm/settings.ts';
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { ModelClient } from '../worker/model-client.ts';
-import type { ModelSummary } from '../worker/protocol.ts';
+import { partialDatasetId, type ModelSummary } from '../worker/protocol.ts';
 import { AblationController, type AblationTarget, type EditMode } from './ablation-controller.ts';
 import { DatasetsController } from './datasets-controller.ts';
+import { ExplorerController } from './explorer-controller.ts';
 import { displaySettings, type DisplaySettings } from './display-settings.ts';
 import { hubDownloadBytes, ModelLoader, type RememberedRequest } from './model-loader.ts';
 import { Observable } from './observable.ts';
@@ -45,6 +46,8 @@ export class AppController {
   readonly loader: ModelLoader;
   readonly probe: ProbeController;
   readonly datasets: DatasetsController;
+  /** Every neuron of a dataset: sorting, filtering, search, batch explanations (explorer-controller.ts). */
+  readonly explorer: ExplorerController;
   /** A model the address asks for that is not loaded, offered to the user. */
   readonly requestedModel = new Observable<{ label: string; dtype?: string } | null>(null);
   /** The LLM endpoint, shared by every place that explains or simulates; saved as the user chose. */
@@ -79,9 +82,12 @@ export class AppController {
       store: this.store,
       scan: (id, onProgress) => this.client.scan(id, onProgress),
       stopScan: (id, reason) => this.client.stopScan(id, reason),
+      partialDataset: (id, onProgress) => this.client.partialDataset(id, onProgress),
+      partialDatasetId,
       defaultCorpusUrl: new URL(`${import.meta.env.BASE_URL}corpus/default.jsonl`, document.baseURI).href,
       persistent: requestPersistentStorage(),
     });
+    this.explorer = new ExplorerController({ store: this.store, llm: () => this.llm.get() });
   }
 
   static async start(offline: OfflineStatus): Promise<AppController> {

@@ -1,14 +1,15 @@
 /**
  * The datasets in this browser: scans (run in the worker, checkpointed in the store) and imports.
  * A scan a reload interrupted is resumed by itself once its model is loaded; until then it shows
- * as paused, never as running.
+ * as paused, never as running. A paused scan's records so far can be built into a dataset of
+ * their own (its `coverage` says how much of the corpus they cover) while the scan stays paused.
  */
 import { parseCorpusFile, type CorpusDocument } from '../lib/activations/corpus.ts';
 import { SCAN_DEFAULTS } from '../lib/activations/scan-defaults.ts';
 import { exportScan, importFiles, type ExportedFile } from '../lib/store/import-export.ts';
 import type { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import type { ScanMeta } from '../lib/store/store-types.ts';
-import type { ModelSummary, ScanProgressInfo, ScanSummary } from '../worker/protocol.ts';
+import type { ModelSummary, PartialDatasetSummary, ScanProgressInfo, ScanSummary } from '../worker/protocol.ts';
 import { Observable } from './observable.ts';
 
 export interface DatasetsState {
@@ -18,6 +19,9 @@ export interface DatasetsState {
   progress: ScanProgressInfo | null;
   scanError: string | null;
   message: { kind: 'error' | 'info'; text: string } | null;
+  /** Records of a paused scan being built: the scan, and how far. */
+  partial: { scanId: string; progress: ScanProgressInfo | null } | null;
+  partialError: string | null;
 }
 
 export interface ScanRequest {
@@ -33,6 +37,10 @@ export interface DatasetsDeps {
   store: Promise<NeurolensStore>;
   scan(scanId: string, onProgress: (p: ScanProgressInfo) => void): Promise<ScanSummary>;
   stopScan(scanId: string, reason: 'pause' | 'cancel'): Promise<void>;
+  /** Builds a paused scan's records so far into a dataset of their own (the worker's partialDataset). */
+  partialDataset(scanId: string, onProgress: (p: ScanProgressInfo) => void): Promise<PartialDatasetSummary>;
+  /** The id partialDataset gives the dataset of `scanId`, to stop it. */
+  partialDatasetId(scanId: string): string;
   /** The bundled corpus's URL. */
   defaultCorpusUrl: string;
   persistent?: Promise<boolean>;
@@ -41,7 +49,16 @@ export interface DatasetsDeps {
 }
 
 export class DatasetsController {
-  readonly state = new Observable<DatasetsState>({ scans: [], usage: null, runningScanId: null, progress: null, scanError: null, message: null });
+  readonly state = new Observable<DatasetsState>({
+    scans: [],
+    usage: null,
+    runningScanId: null,
+    progress: null,
+    scanError: null,
+    message: null,
+    partial: null,
+    partialError: null,
+  });
   /** Scans found running at start-up: a reload stopped them. */
   private interrupted = new Set<string>();
 
@@ -51,10 +68,14 @@ export class DatasetsController {
   async start(): Promise<void> {
     const store = await this.deps.store;
     for (const scan of await store.listScans()) {
-      if (scan.status === 'running') {
-        this.interrupted.add(scan.id);
-        await store.updateScan(scan.id, { status: 'paused' });
+      if (scan.status !== 'running') continue;
+      if (scan.coverage) {
+        // Records of a paused scan that a reload cut short: incomplete, so not offered as done.
+        await store.updateScan(scan.id, { status: 'failed', error: 'the page was reloaded while these records were built; build them again from the paused scan' });
+        continue;
       }
+      this.interrupted.add(scan.id);
+      await store.updateScan(scan.id, { status: 'paused' });
     }
     await this.refresh();
   }
@@ -117,6 +138,30 @@ export class DatasetsController {
   async stop(reason: 'pause' | 'cancel'): Promise<void> {
     const id = this.state.get().runningScanId;
     if (id) await this.deps.stopScan(id, reason);
+  }
+
+  /**
+   * Builds the records of a paused scan's excerpts so far into a dataset of their own (replacing
+   * an earlier one); resolves with its id, or null when it failed or was stopped.
+   */
+  async buildPartial(scanId: string): Promise<string | null> {
+    if (this.state.get().partial) return null;
+    this.state.patch({ partial: { scanId, progress: null }, partialError: null });
+    try {
+      const result = await this.deps.partialDataset(scanId, (progress) => this.state.patch({ partial: { scanId, progress } }));
+      return result.datasetId;
+    } catch (err) {
+      if ((err as Error).name !== 'ScanStoppedError') this.state.patch({ partialError: (err as Error).message });
+      return null;
+    } finally {
+      this.state.patch({ partial: null });
+      await this.refresh();
+    }
+  }
+
+  async stopPartial(): Promise<void> {
+    const partial = this.state.get().partial;
+    if (partial) await this.deps.stopScan(this.deps.partialDatasetId(partial.scanId), 'cancel');
   }
 
   async delete(scanId: string): Promise<void> {

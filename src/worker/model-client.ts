@@ -13,6 +13,7 @@ import type {
   ModelRequest,
   ModelSummary,
   ParamsOf,
+  PartialDatasetSummary,
   ProgressOf,
   ResultOf,
   ScanProgressInfo,
@@ -100,6 +101,11 @@ export class ModelClient {
 
   scan(scanId: string, onProgress: (p: ScanProgressInfo) => void): Promise<ScanSummary> {
     return this.call('scan', { scanId }, { onProgress });
+  }
+
+  /** Builds a paused scan's records so far into a dataset of their own; stop it with stopScan(datasetId). */
+  partialDataset(scanId: string, onProgress: (p: ScanProgressInfo) => void): Promise<PartialDatasetSummary> {
+    return this.call('partialDataset', { scanId }, { onProgress });
   }
 
   stopScan(scanId: string, reason: 'pause' | 'cancel'): Promise<void> {

@@ -11,8 +11,9 @@ import { readManifestListing, withListing, type ModelSource } from '../lib/model
 import { urlSource } from '../lib/model/url-source.ts';
 import { loadWebRuntime, wasmThreadCount } from '../lib/model/ort-runtime.web.ts';
 import type { ModelRequest, ParamsOf, PlantedNeuronInfo, ProgressOf, ResultOf, WorkerMethod, WorkerMethods, WorkerReply, WorkerRequest } from './protocol.ts';
+import { partialDatasetId } from './protocol.ts';
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
-import { runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
+import { buildPartialDataset, runStoredScan, ScanStoppedError } from './scan-in-worker.ts';
 import { compareRecordWithModel } from '../lib/activations/compare-record.ts';
 import { buildExcerpts } from '../lib/activations/corpus.ts';
 import { SCAN_DEFAULTS } from '../lib/activations/scan-defaults.ts';
@@ -150,6 +151,20 @@ const handlers: Handlers = {
       return await runStoredScan(await openStore(), capturer, scanId, controller.signal, progress);
     } finally {
       runningScans.delete(scanId);
+    }
+  },
+
+  async partialDataset({ scanId }, { progress }) {
+    if (!capturer) throw new Error('load a model before browsing a paused scan');
+    if (runningScans.has(scanId)) throw new Error('this scan is running: pause it to browse what it has scanned so far');
+    const datasetId = partialDatasetId(scanId);
+    if (runningScans.has(datasetId)) throw new Error('the records of this scan are already being built');
+    const controller = new AbortController();
+    runningScans.set(datasetId, controller);
+    try {
+      return await buildPartialDataset(await openStore(), capturer, scanId, controller.signal, progress);
+    } finally {
+      runningScans.delete(datasetId);
     }
   },
 

@@ -88,6 +88,18 @@ export interface ScanSummary {
   forwardPasses: number;
 }
 
+/** The id of the dataset that holds a paused scan's records so far. */
+export const partialDatasetId = (scanId: string): string => `${scanId}-so-far`;
+
+/** Records built from a paused scan's excerpts so far, stored as dataset `datasetId`. */
+export interface PartialDatasetSummary {
+  datasetId: string;
+  excerptsDone: number;
+  excerptsTotal: number;
+  records: number;
+  sampledExcerpts: number;
+}
+
 /**
  * For benchmarks: the model alone over a corpus's excerpts, as a scan's source runs it (same
  * excerpts, layers and batches), its outputs discarded; what a scan cannot go below.
@@ -122,7 +134,10 @@ export interface WorkerMethods {
   capture: { params: { text: string; windowed: boolean }; result: CaptureReply; progress: never };
   /** Runs (or resumes) a scan already created in the store; resolves when it is done. */
   scan: { params: { scanId: string }; result: ScanSummary; progress: ScanProgressInfo };
+  /** Stops a running scan, or the building of records from a paused one (by the dataset id partialDataset returned or will return). */
   scanStop: { params: { scanId: string; reason: 'pause' | 'cancel' }; result: void; progress: never };
+  /** Builds the records of a paused scan's excerpts so far into a dataset of their own (scan-in-worker.ts). */
+  partialDataset: { params: { scanId: string }; result: PartialDatasetSummary; progress: ScanProgressInfo };
   /** Re-runs a record's excerpts through the loaded model with one GELU variant. */
   compare: { params: { record: NeuronRecord; gelu: 'tanh' | 'sigmoid' }; result: CompareReply; progress: never };
   /** What editing neurons (zero, mean, steer) does to the next-token predictions on a text. */

@@ -17,6 +17,7 @@ import { ExcerptTable } from '../../src/lib/store/excerpt-table.ts';
 import { DB_VERSION, openNeurolensDb } from '../../src/lib/store/db.ts';
 import * as importExport from '../../src/lib/store/import-export.ts';
 import { NeurolensStore } from '../../src/lib/store/neurolens-store.ts';
+import * as neuronSummaries from '../../src/lib/store/neuron-summaries.ts';
 import { BundleError, StorageFullError, StoreError } from '../../src/lib/store/store-errors.ts';
 
 /** Typed arrays and buffers as {type, values} so they survive page.evaluate and compare with toEqual. */
@@ -125,6 +126,7 @@ const harness = {
   compactNeuronRecord,
   expandNeuronRecord,
   ExcerptTable,
+  neuronSummaries,
   legacyRecordRow,
   approximateBytes,
   runScan,

@@ -15,13 +15,27 @@
  *
  * A shard (`settings.shard`) scans its part of the excerpts and stops after step 2, keeping in its
  * spill the rows a merge with the other shards can need (see merge-shards.ts).
+ *
+ * A paused job's checkpoint can also give records now (`runPartialRecords`): steps 2 and 3 on the
+ * statistics of the excerpts scanned so far, the same code as at the job's end. The checkpoint is
+ * only read, so the job resumes as before.
  */
 import type { CorpusExcerpt } from './corpus.ts';
 import type { NeuronRecord } from './records.ts';
 import type { RowSpill } from './row-spill.ts';
 import { buildRecordsInChunks, collectSampleRows, SampleRowPlan, SampleRows } from './sample-rows.ts';
 import { SCAN_DEFAULTS } from './scan-defaults.ts';
-import { runScan, ScanAbortedError, type ActivationSource, type ScanCheckpointStore, type ScanProgress, type ShardSpec } from './scan.ts';
+import {
+  planScan,
+  restoreCheckpoint,
+  runScan,
+  ScanAbortedError,
+  ScanError,
+  type ActivationSource,
+  type ScanCheckpointStore,
+  type ScanProgress,
+  type ShardSpec,
+} from './scan.ts';
 import type { ScanStatistics, ScanStatisticsConfig } from './scan-statistics.ts';
 
 export interface ScanJobSettings extends Omit<ScanStatisticsConfig, 'layers' | 'dMlp'> {
@@ -118,11 +132,45 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
   });
   const scanSeconds = (performance.now() - started) / 1000;
   const { stats } = scan;
+  const { sampled, records, shardRows } = await sampleAndBuild({ stats, excerpts, source, adapters, batchSize, signal, saveRecords, report });
+  const tokens = scan.scanned.reduce((sum, e) => sum + ids[e].length, 0);
+  return {
+    stats,
+    shardRows,
+    summary: {
+      excerpts: scan.scanned.length,
+      tokens,
+      neurons: stats.neuronCount,
+      resumedFrom: scan.resumedFrom,
+      tokensScanned: scan.scanned.slice(scan.resumedFrom).reduce((sum, e) => sum + ids[e].length, 0),
+      seconds: (performance.now() - started) / 1000,
+      scanSeconds,
+      forwardPasses: scan.scanned.length - scan.resumedFrom + scan.extraExcerptsRun + sampled,
+      sampledExcerpts: sampled,
+      records,
+    },
+  };
+}
+
+/**
+ * Steps 2 and 3 on a scan's statistics: the one extra pass over the sampled excerpts, then the
+ * records (or, without `saveRecords`, the rows a merge needs, kept in their spill).
+ */
+async function sampleAndBuild(options: {
+  stats: ScanStatistics;
+  excerpts: readonly CorpusExcerpt[];
+  source: ActivationSource;
+  adapters: Pick<ScanJobAdapters, 'openSpill' | 'checkpoints'>;
+  batchSize: number;
+  signal?: AbortSignal;
+  saveRecords?: (records: NeuronRecord[]) => Promise<void>;
+  report: (patch: Partial<ScanJobProgress>) => void;
+}): Promise<{ sampled: number; records: number; shardRows: ScanJobResult['shardRows'] }> {
+  const { stats, excerpts, source, adapters, batchSize, signal, saveRecords, report } = options;
   const stopped = (error: unknown): never => {
     if (error instanceof ScanAbortedError) throw new ScanAbortedError(stats.excerptCount, adapters.checkpoints !== undefined, error.message);
     throw error;
   };
-
   const plan = SampleRowPlan.build(stats, saveRecords ? 'records' : 'merge');
   const spill = await adapters.openSpill();
   let keepSpill = false;
@@ -132,7 +180,7 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
       stats,
       plan,
       source,
-      tokenIds: (e) => ids[e],
+      tokenIds: (e) => excerpts[e].tokenIds,
       spill,
       batchSize,
       signal,
@@ -152,24 +200,59 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
     } else {
       keepSpill = true;
     }
-    const tokens = scan.scanned.reduce((sum, e) => sum + ids[e].length, 0);
-    return {
-      stats,
-      shardRows: keepSpill ? { plan, spill } : null,
-      summary: {
-        excerpts: scan.scanned.length,
-        tokens,
-        neurons: stats.neuronCount,
-        resumedFrom: scan.resumedFrom,
-        tokensScanned: scan.scanned.slice(scan.resumedFrom).reduce((sum, e) => sum + ids[e].length, 0),
-        seconds: (performance.now() - started) / 1000,
-        scanSeconds,
-        forwardPasses: scan.scanned.length - scan.resumedFrom + scan.extraExcerptsRun + sampled,
-        sampledExcerpts: sampled,
-        records,
-      },
-    };
+    return { sampled, records, shardRows: keepSpill ? { plan, spill } : null };
   } finally {
     if (!keepSpill) await spill.close(true);
   }
+}
+
+export interface PartialRecordsOptions {
+  /** The job's excerpts and settings, as given to runScanJob (so the checkpoint is recognised). */
+  excerpts: readonly CorpusExcerpt[];
+  settings: Omit<ScanJobSettings, 'shard' | 'checkpointEvery' | 'checkpointMinSeconds'>;
+  source: ActivationSource;
+  adapters: Required<Pick<ScanJobAdapters, 'checkpoints'>> & Omit<ScanJobAdapters, 'checkpoints'>;
+  signal?: AbortSignal;
+  saveRecords: (records: NeuronRecord[]) => Promise<void>;
+}
+
+export interface PartialRecordsResult {
+  /** Excerpts the records cover (those scanned before the checkpoint), of `excerptsTotal`. */
+  excerptsDone: number;
+  excerptsTotal: number;
+  records: number;
+  sampledExcerpts: number;
+}
+
+/**
+ * Records from a paused job's checkpoint: every neuron's record over the excerpts scanned so far
+ * (steps 2 and 3 of the job, run on the checkpoint's statistics). The checkpoint stays as it was.
+ */
+export async function runPartialRecords(options: PartialRecordsOptions): Promise<PartialRecordsResult> {
+  const { excerpts, settings, source, adapters, signal, saveRecords } = options;
+  const { batchSize = SCAN_DEFAULTS.batchSize, ...statistics } = settings;
+  const plan = planScan({ ...statistics, excerpts: excerpts.map((e) => e.tokenIds) });
+  const saved = await adapters.checkpoints.load();
+  if (!saved || saved.excerptsDone === 0) throw new ScanError('the scan has no saved progress yet: let it run a little before browsing it');
+  const stats = restoreCheckpoint(saved, plan);
+  const excerptsTotal = plan.scanned.length;
+  let progress: ScanJobProgress = {
+    phase: 'sampling',
+    excerptsDone: stats.excerptCount,
+    excerptsTotal,
+    tokensDone: stats.tokenTotal,
+    tokensTotal: plan.scanned.reduce((sum, e) => sum + excerpts[e].tokenIds.length, 0),
+    tokensPerSecond: 0,
+    etaSeconds: null,
+    sampledDone: 0,
+    sampledTotal: 0,
+    recordsDone: 0,
+    recordsTotal: settings.layers.length * settings.dMlp,
+  };
+  const report = (patch: Partial<ScanJobProgress>) => {
+    progress = { ...progress, ...patch };
+    adapters.onProgress?.(progress);
+  };
+  const { sampled, records } = await sampleAndBuild({ stats, excerpts, source, adapters, batchSize, signal, saveRecords, report });
+  return { excerptsDone: stats.excerptCount, excerptsTotal, records, sampledExcerpts: sampled };
 }

@@ -207,34 +207,57 @@ export async function fetchBatch(
   return activations;
 }
 
-/** Runs the scan (see the module comment); resumes from `checkpoint` when it holds this scan. */
-export async function runScan(options: RunScanOptions): Promise<ScanResult> {
-  const { source, excerpts, onProgress, signal, checkpoint, shard, batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery = 512, checkpointMinSeconds = 0, ...statsOptions } =
-    options;
+/** What a scan is before it runs: its empty statistics, the excerpts it covers in order, and what identifies its checkpoints. */
+export interface ScanPlan {
+  stats: ScanStatistics;
+  /** Every excerpt, in scan order. */
+  order: number[];
+  /** The excerpts this scan (or shard) covers, in scan order. */
+  scanned: number[];
+  fingerprint: string;
+}
+
+export function planScan(options: Omit<ScanStatisticsConfig, 'excerptLength'> & { excerptLength?: number; excerpts: readonly (readonly number[])[]; shard?: ShardSpec }): ScanPlan {
+  const { excerpts, shard, ...statsOptions } = options;
   checkExcerpts(excerpts);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ScanError(`batchSize must be a positive integer, got ${batchSize}`);
-  if (!(checkpointEvery >= 1)) throw new ScanError(`checkpointEvery must be at least 1, got ${checkpointEvery}`);
-  if (typeof source !== 'function') throw new ScanError('source must be a function');
   const config: ScanStatisticsConfig = {
     ...statsOptions,
     excerptLength: statsOptions.excerptLength ?? excerpts.reduce((m, e) => Math.max(m, e.length), 1),
   };
-  let stats = new ScanStatistics(config);
+  const stats = new ScanStatistics(config);
   const order = scanOrder(excerpts, stats.config.seed);
   const scanned = shard ? shardExcerpts(order, shard) : order;
-  const fingerprint = scanFingerprint({ config: stats.config, shard: shard ?? null }, excerpts);
+  return { stats, order, scanned, fingerprint: scanFingerprint({ config: stats.config, shard: shard ?? null }, excerpts) };
+}
+
+/** The statistics a saved checkpoint holds, once it is known to belong to the planned scan. */
+export function restoreCheckpoint(saved: ScanCheckpoint, plan: Pick<ScanPlan, 'fingerprint'>): ScanStatistics {
+  if (saved.fingerprint !== plan.fingerprint) {
+    if (typeof saved.fingerprint === 'string' && /^v[123]:/.test(saved.fingerprint)) {
+      throw new ScanError('the saved checkpoint comes from an older Neurolens, whose scan state it cannot continue; clear it to start over');
+    }
+    throw new ScanError('the saved checkpoint belongs to a different scan (corpus, settings or shard changed); clear it to start over');
+  }
+  const stats = ScanStatistics.deserialize(saved.state);
+  if (stats.excerptCount !== saved.excerptsDone) throw new ScanError('the saved checkpoint is inconsistent');
+  return stats;
+}
+
+/** Runs the scan (see the module comment); resumes from `checkpoint` when it holds this scan. */
+export async function runScan(options: RunScanOptions): Promise<ScanResult> {
+  const { source, excerpts, onProgress, signal, checkpoint, shard, batchSize = SCAN_DEFAULTS.batchSize, checkpointEvery = 512, checkpointMinSeconds = 0, ...statsOptions } =
+    options;
+  const plan = planScan({ ...statsOptions, excerpts, shard });
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ScanError(`batchSize must be a positive integer, got ${batchSize}`);
+  if (!(checkpointEvery >= 1)) throw new ScanError(`checkpointEvery must be at least 1, got ${checkpointEvery}`);
+  if (typeof source !== 'function') throw new ScanError('source must be a function');
+  const { order, scanned, fingerprint } = plan;
+  let stats = plan.stats;
 
   let resumedFrom = 0;
   const saved = checkpoint ? await checkpoint.load() : undefined;
   if (saved) {
-    if (saved.fingerprint !== fingerprint) {
-      if (typeof saved.fingerprint === 'string' && /^v[123]:/.test(saved.fingerprint)) {
-        throw new ScanError('the saved checkpoint comes from an older Neurolens, whose scan state it cannot continue; clear it to start over');
-      }
-      throw new ScanError('the saved checkpoint belongs to a different scan (corpus, settings or shard changed); clear it to start over');
-    }
-    stats = ScanStatistics.deserialize(saved.state);
-    if (stats.excerptCount !== saved.excerptsDone) throw new ScanError('the saved checkpoint is inconsistent');
+    stats = restoreCheckpoint(saved, plan);
     resumedFrom = saved.excerptsDone;
   }
 

@@ -205,6 +205,9 @@ export function validateBundleItem(parsed: unknown): BundleItem {
       if (!isCount(value.order)) throw new FormatError(`expected a non-negative integer, got ${JSON.stringify(value.order)}`, `${path}.order`);
       if (value.source !== undefined) checkString(value.source, `${path}.source`);
       if (!Number.isFinite(value.createdAt)) throw new FormatError('expected a time in milliseconds', `${path}.createdAt`);
+      if (value.score !== undefined && value.score !== null && !Number.isFinite(value.score)) {
+        throw new FormatError(`expected a number or null, got ${JSON.stringify(value.score)}`, `${path}.score`);
+      }
       return { type: 'explanation', value: value as unknown as StoredExplanation };
     }
     case 'explanation_scores': {

@@ -16,6 +16,7 @@
  * bin), most_positive_activation_records. expand(compact(r)) deep-equals r whenever the encoding
  * keeps the values (always for `lossless`).
  */
+import { summarizeNeuronRecord, type NeuronSummary } from '../activations/neuron-summary.ts';
 import type { ActivationRecord, NeuronRecord } from '../activations/records.ts';
 import { FormatError } from '../explain/formats.ts';
 import {
@@ -242,10 +243,15 @@ export function expandNeuronRecord(compact: CompactNeuronRecord, tokensOf: (exce
   } as NeuronRecord;
 }
 
-/** Records in their stored form, with the excerpts they refer to (by index in `excerpts`). */
+/**
+ * Records in their stored form, with the excerpts they refer to (by index in `excerpts`), and
+ * each record's summary (taken from the record before it was compacted; stored beside it).
+ */
 export interface CompactRecords {
   excerpts: ExcerptTable;
   records: CompactNeuronRecord[];
+  /** summaries[i] is the summary of records[i]. */
+  summaries: NeuronSummary[];
 }
 
 /** Compacts validated records against one excerpt table; refuses two records of one neuron. */
@@ -259,5 +265,5 @@ export function compactRecords(records: readonly NeuronRecord[], encoding: Encod
     seen.add(key);
     return c;
   });
-  return { excerpts, records: compact };
+  return { excerpts, records: compact, summaries: records.map(summarizeNeuronRecord) };
 }

@@ -15,17 +15,24 @@
  *   stored-excerpts.ts); `neuronRecords` rows refer to excerpts (compact-record.ts). Every
  *   stored record is rewritten in the new layout (read with legacy-record.ts), the `meanTokens`
  *   store is dropped, and every scan's `bytes` is counted again.
+ * - v4: new store `neuronSummaries` ([scanId, layer]): every record's NeuronSummary, kept in columns
+ *   per layer (neuron-summaries.ts), computed here from every stored record; explanation rows get
+ *   `score`, the headline score of their scores or simulation rows (explanation-score.ts); every
+ *   scan's `bytes` is counted again.
  *
  * Keys: scan-scoped stores are keyed by arrays that start with the scan id ([scanId, layer,
  * neuron, …]), so everything of one scan is one key range (see `scanRange`).
  */
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import { summarizeNeuronRecord, type NeuronSummary } from '../activations/neuron-summary.ts';
 import { approximateBytes } from './approximate-size.ts';
-import { compactNeuronRecord } from './compact-record.ts';
+import { compactNeuronRecord, expandNeuronRecord } from './compact-record.ts';
 import { ExcerptTable } from './excerpt-table.ts';
+import { scoreOfScores, scoreOfSimulation } from './explanation-score.ts';
 import { expandLegacyRecord, type LegacyNeuronRecordRow } from './legacy-record.ts';
+import { type NeuronSummaryRow, withSummaries } from './neuron-summaries.ts';
 import { StoreError } from './store-errors.ts';
-import { storeExcerpts } from './stored-excerpts.ts';
+import { loadVocabulary, storeExcerpts } from './stored-excerpts.ts';
 import type {
   CheckpointRow,
   ExcerptRow,
@@ -45,7 +52,7 @@ export { prefixRange, scanRange } from './key-ranges.ts';
 
 export const DB_NAME = 'neurolens';
 /** The schema version this code writes. */
-export const DB_VERSION = 3;
+export const DB_VERSION = 4;
 
 type NeuronRowKey = [string, number, number];
 type ExplanationRowKey = [string, number, number, string];
@@ -55,6 +62,7 @@ export interface NeurolensSchema extends DBSchema {
   scanInputs: { key: string; value: ScanInputsRow };
   checkpoints: { key: string; value: CheckpointRow };
   neuronRecords: { key: NeuronRowKey; value: NeuronRecordRow };
+  neuronSummaries: { key: [string, number]; value: NeuronSummaryRow };
   excerpts: { key: [string, number]; value: ExcerptRow; indexes: { byHash: [string, number] } };
   vocabulary: { key: [string, number]; value: VocabularyRow };
   probes: { key: string; value: Probe; indexes: { byScan: string } };
@@ -70,7 +78,7 @@ export type NeurolensDb = IDBPDatabase<NeurolensSchema>;
 type UpgradeTransaction = IDBPTransaction<NeurolensSchema, StoreName[], 'versionchange'>;
 
 /** Stores whose keys start with a scan id, i.e. whose rows belong to one scan. */
-export const SCAN_KEYED_STORES = ['neuronRecords', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores'] as const;
+export const SCAN_KEYED_STORES = ['neuronRecords', 'neuronSummaries', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores'] as const;
 export type ScanKeyedStore = (typeof SCAN_KEYED_STORES)[number];
 
 interface UpgradeStep {
@@ -113,7 +121,16 @@ const UPGRADE_STEPS: readonly UpgradeStep[] = [
       db.createObjectStore('vocabulary', { keyPath: ['scanId', 'firstId'] });
       await compactStoredRecords(tx);
       db.deleteObjectStore('meanTokens' as StoreName);
-      await countScanBytes(tx, [...SCAN_KEYED_STORES, 'checkpoints', 'probes']);
+      await countScanBytes(tx, ['neuronRecords', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores', 'checkpoints', 'probes']);
+    },
+  },
+  {
+    version: 4,
+    async upgrade(db, tx) {
+      db.createObjectStore('neuronSummaries', { keyPath: ['scanId', 'layer'] });
+      await summarizeStoredRecords(tx);
+      await scoreStoredExplanations(tx);
+      await countScanBytes(tx, ['neuronRecords', 'neuronSummaries', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores', 'checkpoints', 'probes']);
     },
   },
 ];
@@ -156,6 +173,58 @@ async function compactStoredRecords(tx: UpgradeTransaction): Promise<void> {
     await cursor.update({ ...compact, scanId: legacy.scanId });
   }
   if (current) await finishScan(current.scanId, current.table);
+}
+
+/**
+ * Writes the summary rows of every stored record, scan by scan and layer by layer (the records'
+ * key order). A record that cannot be read back gets no summary (it shows its error when opened)
+ * rather than keeping the whole database from opening.
+ */
+async function summarizeStoredRecords(tx: UpgradeTransaction): Promise<void> {
+  let scan: { id: string; vocabulary: string[]; tokens: Map<number, string[]> } | undefined;
+  let layer: { scanId: string; layer: number; summaries: NeuronSummary[] } | undefined;
+  const flush = async () => {
+    if (layer && layer.summaries.length > 0) await tx.objectStore('neuronSummaries').put(withSummaries(undefined, layer.scanId, layer.layer, layer.summaries));
+    layer = undefined;
+  };
+  const excerpts = tx.objectStore('excerpts');
+  for (let cursor = await tx.objectStore('neuronRecords').openCursor(); cursor; cursor = await cursor.continue()) {
+    const row = cursor.value;
+    if (scan?.id !== row.scanId) scan = { id: row.scanId, vocabulary: await loadVocabulary(tx, row.scanId).catch(() => []), tokens: new Map() };
+    if (layer?.scanId !== row.scanId || layer.layer !== row.layer) {
+      await flush();
+      layer = { scanId: row.scanId, layer: row.layer, summaries: [] };
+    }
+    const { vocabulary, tokens } = scan;
+    const missing = [...new Set(Array.from(row.excerpts))].filter((e) => !tokens.has(e));
+    const found = await Promise.all(missing.map((e) => excerpts.get([row.scanId, e])));
+    missing.forEach((e, i) => {
+      const ids = found[i]?.tokenIds;
+      if (ids && Array.from(ids).every((id) => id < vocabulary.length)) tokens.set(e, Array.from(ids, (id) => vocabulary[id]));
+    });
+    try {
+      if (missing.some((e) => !tokens.has(e))) throw new StoreError('an excerpt it shows is missing');
+      layer.summaries.push(summarizeNeuronRecord(expandNeuronRecord(row, (e) => tokens.get(e)!)));
+    } catch (error) {
+      console.warn(`Neurolens database upgrade: no summary for the damaged record ${row.layer}:${row.neuron} of scan ${row.scanId}:`, error);
+    }
+  }
+  await flush();
+}
+
+/** Gives every explanation row the headline score of its scores row, else of its simulation row. */
+async function scoreStoredExplanations(tx: UpgradeTransaction): Promise<void> {
+  const scores = new Map<string, number | null>();
+  for (let cursor = await tx.objectStore('simulations').openCursor(); cursor; cursor = await cursor.continue()) {
+    scores.set(JSON.stringify(cursor.primaryKey), scoreOfSimulation(cursor.value.scoredExplanation));
+  }
+  for (let cursor = await tx.objectStore('scores').openCursor(); cursor; cursor = await cursor.continue()) {
+    scores.set(JSON.stringify(cursor.primaryKey), scoreOfScores(cursor.value.scores));
+  }
+  for (let cursor = await tx.objectStore('explanations').openCursor(); cursor; cursor = await cursor.continue()) {
+    const key = JSON.stringify(cursor.primaryKey);
+    if (scores.has(key)) await cursor.update({ ...cursor.value, score: scores.get(key)! });
+  }
 }
 
 if (UPGRADE_STEPS[UPGRADE_STEPS.length - 1].version !== DB_VERSION) throw new Error('DB_VERSION does not match the upgrade steps');

@@ -8,6 +8,7 @@
  * so exporting gives back the same JSON content: parse(export(import(file))) deep-equals
  * parse(file) for a file with one document per neuron.
  */
+import { summarizeNeuronRecord } from '../activations/neuron-summary.ts';
 import type { NeuronRecord } from '../activations/records.ts';
 import type { NeuronSimulationResults } from '../explain/explanation-types.ts';
 import {
@@ -300,7 +301,7 @@ export interface ReadBundle {
 export async function readScanBundle(source: BundleSource): Promise<ReadBundle> {
   let header: BundleHeader | undefined;
   const contents: Required<ImportContents> = {
-    records: { excerpts: new ExcerptTable(), records: [] },
+    records: { excerpts: new ExcerptTable(), records: [], summaries: [] },
     simulationResults: [],
     explanations: [],
     scores: [],
@@ -322,6 +323,7 @@ export async function readScanBundle(source: BundleSource): Promise<ReadBundle> 
         const id = item.value.neuron_id;
         once(`r:${id.layer_index}:${id.neuron_index}`, line, `record of layer ${id.layer_index} neuron ${id.neuron_index}`);
         contents.records.records.push(compactNeuronRecord(item.value, contents.records.excerpts, 'lossless'));
+        contents.records.summaries.push(summarizeNeuronRecord(item.value));
         break;
       }
       case 'simulation_results': {

@@ -30,6 +30,8 @@ import {
   scanRange,
   type StoreName,
 } from './db.ts';
+import { scoreOfScores, scoreOfSimulation } from './explanation-score.ts';
+import { type NeuronSummaryColumns, summariesByLayer, withSummaries } from './neuron-summaries.ts';
 import { readExcerptTokens, storeExcerpts } from './stored-excerpts.ts';
 import { checkNeuronKey, checkScanId, checkScanInputs, checkScanPatch, scanFromInit } from './scan-meta.ts';
 import { isQuotaError, StorageFullError, StoreError } from './store-errors.ts';
@@ -355,15 +357,15 @@ export class NeurolensStore {
     if (!Array.isArray(records)) throw new StoreError('records must be an array of NeuronRecords');
     records.forEach((record, i) => validateNeuronRecord(record, `[${i}]`));
     const compact = compactRecords(records, options.encoding ?? 'lossless');
-    await this.write(['scans', 'neuronRecords', 'excerpts', 'vocabulary'], 'storing neuron records', async (ctx) => {
+    await this.write(['scans', 'neuronRecords', 'neuronSummaries', 'excerpts', 'vocabulary'], 'storing neuron records', async (ctx) => {
       await ctx.scan(scanId);
       await this.writeRecords(ctx, scanId, compact);
       await ctx.finish(Date.now());
     });
   }
 
-  /** Writes records and the excerpts they refer to (those not stored yet), in the caller's transaction. */
-  private async writeRecords(ctx: WriteContext, scanId: string, { excerpts, records }: CompactRecords): Promise<void> {
+  /** Writes records, their summaries and the excerpts they refer to (those not stored yet), in the caller's transaction. */
+  private async writeRecords(ctx: WriteContext, scanId: string, { excerpts, records, summaries }: CompactRecords): Promise<void> {
     const scanIndex = await storeExcerpts(ctx.tx, scanId, excerpts, (name, row) => {
       ctx.account(scanId, row, undefined);
       return ctx.put(name, row as never);
@@ -376,6 +378,21 @@ export class NeurolensStore {
       return ctx.put('neuronRecords', row);
     });
     await Promise.all(puts);
+    for (const [layer, list] of summariesByLayer(summaries)) {
+      const key: [string, number] = [scanId, layer];
+      const old = await ctx.tx.objectStore('neuronSummaries').get(key);
+      await ctx.replace('neuronSummaries', scanId, withSummaries(old, scanId, layer, list), key);
+    }
+  }
+
+  /**
+   * The summaries of every record of a scan (see neuron-summary.ts), one set of columns per layer
+   * in layer order (neuron-summaries.ts), read at once.
+   */
+  async listNeuronSummaries(scanId: string): Promise<NeuronSummaryColumns[]> {
+    checkScanId(scanId);
+    const rows = await this.read('reading neuron summaries', () => this.db.getAll('neuronSummaries', scanRange(scanId)));
+    return rows.map(({ scanId: _, ...columns }) => columns);
   }
 
   async getNeuronRecord(scanId: string, layer: number, neuron: number): Promise<NeuronRecord | undefined> {
@@ -551,7 +568,7 @@ export class NeurolensStore {
   async putSimulationResults(scanId: string, results: readonly NeuronSimulationResults[], source?: string): Promise<void> {
     checkScanId(scanId);
     checkResultsList(results);
-    await this.write(['scans', 'explanations', 'simulations'], 'storing simulation results', async (ctx) => {
+    await this.write(['scans', 'explanations', 'simulations', 'scores'], 'storing simulation results', async (ctx) => {
       await ctx.scan(scanId);
       await this.writeSimulationResults(ctx, scanId, results, source);
       await ctx.finish(Date.now());
@@ -571,7 +588,12 @@ export class NeurolensStore {
       const { scored_explanations: scored, ...resultsFields } = result;
       for (const scoredExplanation of scored) {
         const row: SimulationRow = { scanId, ...neuron, explanation: scoredExplanation.explanation, scoredExplanation, resultsFields };
-        await ctx.replace('simulations', scanId, row, [scanId, neuron.layer, neuron.neuron, row.explanation]);
+        const key: [string, number, number, string] = [scanId, neuron.layer, neuron.neuron, row.explanation];
+        await ctx.replace('simulations', scanId, row, key);
+        // Neurolens' own scores of the explanation, where there are some, give its headline score.
+        if ((await ctx.tx.objectStore('scores').getKey(key)) === undefined) {
+          await this.setExplanationScore(ctx, scanId, key, scoreOfSimulation(scoredExplanation));
+        }
       }
     }
   }
@@ -615,8 +637,17 @@ export class NeurolensStore {
     await this.ensureExplanations(ctx, scanId, neuron, list.map((s) => s.explanation), source);
     for (const scores of list) {
       const row = { scanId, ...neuron, explanation: scores.explanation, scores };
-      await ctx.replace('scores', scanId, row, [scanId, neuron.layer, neuron.neuron, scores.explanation]);
+      const key: [string, number, number, string] = [scanId, neuron.layer, neuron.neuron, scores.explanation];
+      await ctx.replace('scores', scanId, row, key);
+      await this.setExplanationScore(ctx, scanId, key, scoreOfScores(scores));
     }
+  }
+
+  /** Keeps an explanation's headline score on its row (explanation-score.ts). */
+  private async setExplanationScore(ctx: WriteContext, scanId: string, key: [string, number, number, string], score: number | null): Promise<void> {
+    const row = await ctx.tx.objectStore('explanations').get(key);
+    if (!row || row.score === score) return;
+    await ctx.replace('explanations', scanId, { ...row, score }, key);
   }
 
   async getScores(scanId: string, neuron: NeuronKey, explanation: string): Promise<ExplanationScores | undefined> {
@@ -681,7 +712,7 @@ export class NeurolensStore {
     });
     (contents.explanations ?? []).forEach((e) => checkNeuronKey(e));
     return this.write(
-      ['scans', 'scanInputs', 'neuronRecords', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores'],
+      ['scans', 'scanInputs', 'neuronRecords', 'neuronSummaries', 'excerpts', 'vocabulary', 'explanations', 'simulations', 'scores'],
       'importing',
       async (ctx) => {
         if (newScan) await this.insertScan(ctx, newScan, inputs);

@@ -52,6 +52,13 @@ function checkFields(fields: Record<string, unknown>, fail: Fail): void {
     if (typeof p !== 'number' || !(p >= 0 && p <= 1)) fail(`scan progress must be a fraction from 0 to 1, got ${String(p)}`);
   }
   if (has('error') && typeof fields.error !== 'string') fail('scan error must be a string');
+  if (has('coverage')) {
+    const c = fields.coverage as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null || !isCount(c.excerptsDone) || !isCount(c.excerptsTotal) || c.excerptsDone > c.excerptsTotal) {
+      fail('scan coverage must give excerptsDone and excerptsTotal, with excerptsDone ≤ excerptsTotal');
+    }
+    if (c.fromScan !== undefined) checkString(c.fromScan, 'scan coverage.fromScan', fail);
+  }
 }
 
 /** Checks a scan's inputs (corpus documents and run settings). */
@@ -92,6 +99,7 @@ export function scanFromInit(init: ScanInit, id: string, now: number, fail: Fail
     bytes: 0,
   };
   if (init.error !== undefined) scan.error = init.error;
+  if (init.coverage !== undefined) scan.coverage = { ...init.coverage };
   return scan;
 }
 

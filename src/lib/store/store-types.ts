@@ -40,6 +40,13 @@ export interface ScanInputs {
   maxExcerpts?: number;
 }
 
+export interface ScanCoverage {
+  excerptsDone: number;
+  excerptsTotal: number;
+  /** The scan (in the browser that made it) whose excerpts these are. */
+  fromScan?: string;
+}
+
 export interface ScanMeta {
   id: string;
   name: string;
@@ -60,6 +67,11 @@ export interface ScanMeta {
   updatedAt: number;
   /** Approximate bytes of the rows stored for this scan, the scan's own row aside (see approximate-size.ts). */
   bytes: number;
+  /**
+   * Records built from part of the corpus (a paused scan's excerpts so far): how many excerpts
+   * they cover of how many, and the scan they came from. Absent when they cover the whole corpus.
+   */
+  coverage?: ScanCoverage;
   /** The scan's inputs: filled in by getScan only (listScans leaves them out; they can be large). */
   inputs?: ScanInputs;
 }
@@ -114,6 +126,11 @@ export interface StoredExplanation extends NeuronKey {
   /** Where it came from: an explainer model name, 'imported', … */
   source?: string;
   createdAt: number;
+  /**
+   * Its headline score (correlation on all scored excerpts; explanation-score.ts), kept by the
+   * store once it has been scored; null when the score is undefined, absent when never scored.
+   */
+  score?: number | null;
 }
 
 // ---- rows of the object stores -------------------------------------------------------------
