@@ -12,6 +12,7 @@
 import { loadLlmSettings, saveLlmSettings, type LlmSettings } from '../lib/llm/settings.ts';
 import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { ModelClient } from '../worker/model-client.ts';
+import { NeuronPageController, pickDataset, type AblateRequest } from './neuron-controller.ts';
 import type { ModelSummary } from '../worker/protocol.ts';
 import { DatasetsController } from './datasets-controller.ts';
 import { displaySettings, type DisplaySettings } from './display-settings.ts';
@@ -50,6 +51,13 @@ export class AppController {
   readonly llm = new Observable<LlmSettings>(loadLlmSettings());
   /** Neurons looked at lately, newest first, kept in this browser. */
   readonly recentNeurons = new Observable<NeuronRef[]>(readRecent());
+  /**
+   * A neuron the user asked to ablate live in the probe (from its page), for the probe's ablation
+   * panel to take up; set just before the probe view opens.
+   */
+  readonly ablateRequest = new Observable<AblateRequest | null>(null);
+  /** The neuron page (the Neuron view). */
+  readonly neuronPage: NeuronPageController;
 
   private constructor(
     readonly router: Router,
@@ -77,6 +85,19 @@ export class AppController {
       stopScan: (id, reason) => this.client.stopScan(id, reason),
       defaultCorpusUrl: new URL(`${import.meta.env.BASE_URL}corpus/default.jsonl`, document.baseURI).href,
       persistent: requestPersistentStorage(),
+    });
+    this.neuronPage = new NeuronPageController({
+      store: this.store,
+      llm: () => this.llm.get(),
+      model: () => this.model,
+      capture: (text) => this.client.capture(text),
+      weights: (layer, neuron) => this.client.weights(layer, neuron),
+      ablationScore: (input, signal) => this.client.ablationScore(input, signal),
+      compare: (record, gelu) => this.client.compare(record, gelu),
+      requestAblation: (request) => {
+        this.ablateRequest.set(request);
+        this.router.navigate({ view: 'probe', neuron: { layer: request.layer, neuron: request.neuron } });
+      },
     });
   }
 
@@ -158,6 +179,16 @@ export class AppController {
       }
     });
     this.llm.subscribe((settings) => saveLlmSettings(settings));
+
+    // The neuron page follows the address, the datasets and the model while it is the view shown.
+    const showNeuronPage = () => {
+      const route = this.router.route.get();
+      if (route.view !== 'neuron') return;
+      this.neuronPage.show(pickDataset(this.datasets.state.get().scans, route.dataset, this.model?.label), route.neuron ?? null);
+    };
+    this.router.route.subscribe(showNeuronPage);
+    this.datasets.state.subscribe(showNeuronPage);
+    this.loader.state.subscribe(showNeuronPage);
 
     void this.datasets.start().catch((err) => this.datasets.state.patch({ message: { kind: 'error', text: `browser storage is unavailable: ${(err as Error).message}` } }));
     void this.probe.loadHistory().catch(() => {});
