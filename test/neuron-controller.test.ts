@@ -29,10 +29,9 @@ import { neuronWeightViews } from '../src/lib/model/weight-views.ts';
 import type { NeuronKey, ScanMeta, StoredExplanation } from '../src/lib/store/store-types.ts';
 import type { ModelSummary } from '../src/worker/protocol.ts';
 import type { PlantedNeuron } from '../scripts/toy/planted-model.ts';
-import { plantedNeuronLlm, simulationAnswer } from './fixtures/planted-llm.ts';
+import { allZeroSimulationLlm, plantedNeuronLlm } from './fixtures/planted-llm.ts';
 import { capturePlantedRecords, neuronKey, type PlantedCapture } from './fixtures/planted-records.ts';
-import { parseSimulationPrompt } from './fixtures/planted-llm.ts';
-import { reply, startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
+import { startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 
 const TOY = join(import.meta.dirname, '../public/models/toy-planted');
 
@@ -262,13 +261,7 @@ describe('the neuron page controller', () => {
 
   it('an all-zero simulation gets a reason; a plain run recalls it, a re-run replaces it; delete removes it', async () => {
     fresh();
-    // Simulations answer 0 everywhere (with full confidence), whatever the explanation.
-    const zeros: FakeHandler = (body) => {
-      const { tokens } = parseSimulationPrompt(body.messages.at(-1)!.content);
-      const { text, logprobs } = simulationAnswer(tokens, tokens.map(() => false));
-      return reply.completion(text, { logprobs: logprobs.map((l) => (/^(0|1|10)$/.test(l.token) ? { ...l, top_logprobs: [{ token: '0', logprob: 0, bytes: null }] } : l)) });
-    };
-    server.setHandler(zeros);
+    server.setHandler(allZeroSimulationLlm);
     const the = planted('the');
     await show(the);
     await page.simulate(the.description);

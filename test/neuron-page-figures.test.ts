@@ -73,6 +73,15 @@ describe('excerpts centred on their peak', () => {
     expect(early.pieces).toHaveLength(8);
   });
 
+  it('does not centre on the max of an excerpt where the neuron stays silent', () => {
+    const quiet = excerptView(tokens, tokens.map((_, i) => (i === 40 ? 0.02 : 0)), 6, 0.4);
+    expect(quiet.centred).toBe(false);
+    expect(quiet.pieces.map((p) => p.tokens[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(quiet.hiddenAfter).toBe(64 - 13);
+    const rows = excerptRows([{ tokens, activations: tokens.map((_, i) => (i === 40 ? 0.02 : 0)) }], 6, 4);
+    expect(rows[0].mark).toBeUndefined();
+  });
+
   it('never cuts a split character at the window’s edge', () => {
     const split = [' a', ' b', ' \\xf0\\x9f', '\\xa6\\x8a', ' c', ' d', ' e', ' f'];
     const view = excerptView(split, [0, 0, 0, 0, 0, 0, 9, 0], 3);
@@ -160,6 +169,7 @@ describe('reasons for undefined scores', () => {
     expect(correlationUndefinedReason([{ trueActivations: real, expected: [null, null, null] }])).toMatch(/^the simulator returned no values: check the endpoint's answers/);
     expect(correlationUndefinedReason([{ trueActivations: real, expected: [0, 0, 0] }])).toMatch(/^the simulation is 0\.00 on every token.*predicted nothing/);
     expect(correlationUndefinedReason([{ trueActivations: [0, 0, 0], expected: [0, 5, 0] }])).toMatch(/^the neuron's activation is 0\.00 on every scored token/);
+    expect(correlationUndefinedReason([{ trueActivations: [0, 0, 0], expected: [0.24, 0.24, 0.24] }])).toMatch(/^neither the neuron \(0\.00 on every scored token\) nor the simulation \(0\.24 throughout\) varies/);
     expect(correlationUndefinedReason([{ trueActivations: real, expected: [0, 9, 1] }])).toBeNull();
     expect(correlationUndefinedReason([{ trueActivations: real, expected: [null, 9, null] }])).toMatch(/only 1 of 3 tokens/);
     expect(coverageNote(0.5)).toMatch(/50% of the tokens/);

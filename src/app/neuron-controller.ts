@@ -184,6 +184,8 @@ export interface ExplainOptions {
   budgetUsd?: number | null;
   /** Re-run: forget the stored steps and ask the LLM again. */
   fresh?: boolean;
+  /** Also compute the ablation score when the dataset's model is loaded (default true). */
+  ablation?: boolean;
 }
 
 const SAMPLED_NOTICE =
@@ -319,7 +321,7 @@ export class NeuronPageController {
   /** Explains the neuron, then simulates and scores every explanation (the whole pipeline). */
   explain(options: ExplainOptions = {}): Promise<void> {
     const n = options.explanations ?? 1;
-    return this.runPipeline({ kind: 'explain', fresh: options.fresh === true, progress: null }, options.budgetUsd ?? null, (model) => ({
+    return this.runPipeline({ kind: 'explain', fresh: options.fresh === true, progress: null }, options, (model) => ({
       options: { model, explanations: n, explainer: { distinct: true } },
       jobName: `explain/n${n}`,
       asked: n,
@@ -327,13 +329,13 @@ export class NeuronPageController {
   }
 
   /** Simulates and scores a given explanation (written by the user, or one to re-run). */
-  simulate(explanation: string, options: { fresh?: boolean; budgetUsd?: number | null } = {}): Promise<void> {
+  simulate(explanation: string, options: Omit<ExplainOptions, 'explanations'> = {}): Promise<void> {
     const text = explanation.trim();
     if (!text) {
       this.state.patch({ outcome: { kind: 'error', text: 'Write an explanation to simulate first.' } });
       return Promise.resolve();
     }
-    return this.runPipeline({ kind: 'simulate', explanation: text, fresh: options.fresh === true, progress: null }, options.budgetUsd ?? null, (model) => ({
+    return this.runPipeline({ kind: 'simulate', explanation: text, fresh: options.fresh === true, progress: null }, options, (model) => ({
       options: { model, givenExplanations: [text] },
       jobName: `given/${text}`,
       asked: 1,
@@ -341,8 +343,8 @@ export class NeuronPageController {
   }
 
   /** Re-runs an explanation afresh: new simulations from the LLM, replacing the stored ones. */
-  rerun(explanation: string, budgetUsd: number | null = null): Promise<void> {
-    return this.simulate(explanation, { fresh: true, budgetUsd });
+  rerun(explanation: string, options: Omit<ExplainOptions, 'explanations' | 'fresh'> = {}): Promise<void> {
+    return this.simulate(explanation, { ...options, fresh: true });
   }
 
   /** Stops the job under way; its finished steps are kept. */
@@ -401,7 +403,7 @@ export class NeuronPageController {
 
   private async runPipeline(
     job: JobState,
-    budgetUsd: number | null,
+    call: Pick<ExplainOptions, 'budgetUsd' | 'ablation'>,
     plan: (model: string) => { options: PipelineOptions; jobName: string; asked: number },
   ): Promise<void> {
     const { scan, neuron } = this.state.get();
@@ -431,8 +433,8 @@ export class NeuronPageController {
       if (job.fresh) await store.deleteJob(jobId);
       const priced = defaultPricingFor(model) !== undefined;
       const cache = job.fresh ? refreshingCache(store.responseCache()) : store.responseCache();
-      const client = this.client(settings, cache, budgetUsd, ticket.signal, priced);
-      const ablation = this.ablationScorer(notices);
+      const client = this.client(settings, cache, call.budgetUsd ?? null, ticket.signal, priced);
+      const ablation = call.ablation === false ? undefined : this.ablationScorer(notices);
       const result = await runExplainJob(client, { jobId, records: [record], options }, store.jobStore() as JobStore, {
         signal: ticket.signal,
         ablation,

@@ -73,6 +73,8 @@ export interface ExcerptView {
   /** Token index of the peak, and its activation (the excerpt's max). */
   peak: number;
   max: number;
+  /** Whether the window is centred on the peak (false: the excerpt does not reach `minPeak`, so it starts at its beginning). */
+  centred: boolean;
   /** Tokens left out before and after the window. */
   hiddenBefore: number;
   hiddenAfter: number;
@@ -80,22 +82,24 @@ export interface ExcerptView {
 
 /**
  * The excerpt centred on the peak of `activations`: `context` tokens either side (null: all of
- * it). `tokens` and `activations` are equally long.
+ * it). An excerpt whose max stays below `minPeak` has no peak worth centring on (the neuron does
+ * not fire in it): its window starts at its beginning. `tokens` and `activations` are equally long.
  */
-export function excerptView(tokens: readonly string[], activations: readonly number[], context: number | null): ExcerptView {
+export function excerptView(tokens: readonly string[], activations: readonly number[], context: number | null, minPeak = -Infinity): ExcerptView {
   const all = excerptPieces(tokens);
   const peak = peakIndex(activations);
   const max = activations.length ? activations[peak] : 0;
+  const centred = max >= minPeak;
   if (context === null || tokens.length <= 2 * context + 1) {
-    return { pieces: all, peak, max, hiddenBefore: 0, hiddenAfter: 0 };
+    return { pieces: all, peak, max, centred, hiddenBefore: 0, hiddenAfter: 0 };
   }
-  const from = Math.max(0, peak - context);
-  const to = Math.min(tokens.length, peak + context + 1);
+  const from = centred ? Math.max(0, peak - context) : 0;
+  const to = centred ? Math.min(tokens.length, peak + context + 1) : 2 * context + 1;
   const pieces = all.filter((p) => p.tokens[p.tokens.length - 1] >= from && p.tokens[0] < to);
   const shownFrom = pieces[0].tokens[0];
   const last = pieces[pieces.length - 1].tokens;
   const shownTo = last[last.length - 1] + 1;
-  return { pieces, peak, max, hiddenBefore: shownFrom, hiddenAfter: tokens.length - shownTo };
+  return { pieces, peak, max, centred, hiddenBefore: shownFrom, hiddenAfter: tokens.length - shownTo };
 }
 
 /** `value` as a fraction of `max`, clamped to 0…1 (negative activations draw as none). */
@@ -107,7 +111,9 @@ export function activationStrength(value: number | null | undefined, max: number
 /** An activation as shown beside a token: 2 decimals, or none for large values. */
 export function formatActivation(value: number | null | undefined): string {
   if (value === null || value === undefined || Number.isNaN(value)) return '—';
-  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
+  const text = Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
+  // No "-0.00" for a value that rounds to zero.
+  return /^-0(\.0+)?$/.test(text) ? text.slice(1) : text;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -30,6 +30,9 @@ export function correlationUndefinedReason(pairs: readonly ScoringPair[]): strin
   if (total === 0) return 'no excerpts were scored';
   if (simulated.length === 0) return "the simulator returned no values: check the endpoint's answers (none could be read as a number from 0 to 10)";
   if (simulated.length < 2) return `the simulator gave a value for only 1 of ${total} tokens: too few to correlate; check the endpoint's answers`;
+  if (isConstant(simulated) && isConstant(real)) {
+    return `neither the neuron (${formatActivation(real[0])} on every scored token) nor the simulation (${formatActivation(simulated[0])} throughout) varies on these excerpts, so there is no correlation to compute: they hold nothing the neuron responds to`;
+  }
   if (isConstant(simulated)) {
     return `the simulation is ${formatActivation(simulated[0])} on every token, and a constant has no correlation: the explanation predicted ${simulated[0] === 0 ? 'nothing' : 'the same value everywhere'} on these excerpts${simulated[0] === 0 ? ' (or the endpoint answered 0 throughout)' : ''}`;
   }

@@ -5,6 +5,7 @@
  * colour, wrapped to the figure's width. The colours are the ones the page uses.
  */
 import type { ActivationRecord } from '../activations/records.ts';
+import { FIRING_FRACTION } from '../activations/record-stats.ts';
 import { activationStrength, excerptView, formatActivation, inlineText, type ExcerptPiece } from '../activations/excerpt-display.ts';
 import { textColumns, type Figure, type Shape } from './figure.ts';
 
@@ -54,16 +55,20 @@ export interface HeatmapOptions {
   fontSize?: number;
 }
 
-/** One row per excerpt, centred on its peak (`context` tokens either side; null: whole), shaded on one scale. */
+/**
+ * One row per excerpt, centred on its peak (`context` tokens either side; null: whole), shaded on
+ * one scale. Only a peak where the neuron fires (FIRING_FRACTION of `scaleMax`) is centred on and
+ * outlined: the max of an excerpt where it stays silent is just noise.
+ */
 export function excerptRows(excerpts: readonly ActivationRecord[], context: number | null, scaleMax: number): HeatmapRow[] {
   return excerpts.map((e) => {
-    const view = excerptView(e.tokens, e.activations, context);
+    const view = excerptView(e.tokens, e.activations, context, FIRING_FRACTION * scaleMax);
     return {
       label: `max ${formatActivation(view.max)}`,
       pieces: view.pieces,
       values: e.activations,
       max: scaleMax,
-      mark: view.peak,
+      mark: view.centred ? view.peak : undefined,
       hiddenBefore: view.hiddenBefore,
       hiddenAfter: view.hiddenAfter,
     };
@@ -85,8 +90,8 @@ export interface ComparedSeries {
  */
 export function comparisonRows(excerpts: readonly ComparedSeries[], context: number | null, scaleMax: number): HeatmapRow[] {
   return excerpts.flatMap((e) => {
-    const view = excerptView(e.tokens as string[], e.real as number[], context);
-    const shared = { pieces: view.pieces, mark: view.peak, hiddenBefore: view.hiddenBefore, hiddenAfter: view.hiddenAfter };
+    const view = excerptView(e.tokens, e.real, context, FIRING_FRACTION * scaleMax);
+    const shared = { pieces: view.pieces, mark: view.centred ? view.peak : undefined, hiddenBefore: view.hiddenBefore, hiddenAfter: view.hiddenAfter };
     return [
       { ...shared, label: `real ${formatActivation(view.max)}`, values: e.real, max: scaleMax, palette: 'real' as const, groupStart: true },
       { ...shared, label: `simulated${e.note ? ` ${e.note}` : ''}`, values: e.simulated, max: 10, palette: 'simulated' as const },
