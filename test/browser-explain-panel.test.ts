@@ -70,7 +70,7 @@ run('LLM settings and explain panel in the app', () => {
 
   async function showNeuron(layer: number, neuron: number) {
     await pickNeuron(page, `${layer}:${neuron}`);
-    await expect.poll(() => page.getByRole('heading', { level: 1 }).innerText()).toBe(`Neuron ${layer}:${neuron}`);
+    await page.waitForFunction((name) => document.querySelector('h1')?.textContent === name, `Neuron ${layer}:${neuron}`);
     await page.getByTestId('record-stats').waitFor();
     await page.getByTestId('explain').waitFor();
   }

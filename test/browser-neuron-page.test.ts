@@ -330,8 +330,12 @@ run('the neuron page', () => {
       ['zoom-150-1024x768', 683, 512, 1.5],
       ['phone-420', 420, 860, 2],
     ] as const) {
+      // Loaded at that size, as a visitor with that screen would see it first.
       await cdp.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: scale, mobile: width < 600 });
-      await page.waitForTimeout(300);
+      await page.reload();
+      await expect.poll(() => page.getByTestId('record-stats').innerText().catch(() => ''), { timeout: 120_000 }).toMatch(/max \d/);
+      await expect.poll(() => page.getByTestId('weights-input-tokens').count(), { timeout: 120_000 }).toBe(1);
+      await page.evaluate(() => window.scrollTo(0, 0));
       const wide = await page.evaluate(() => {
         const width = document.documentElement.clientWidth;
         return {
@@ -341,16 +345,15 @@ run('the neuron page', () => {
         };
       });
       expect(wide, name).toEqual({ overflow: 0, elements: [] });
-      // The first screen, and the whole page (captured by the browser at the emulated size).
-      const { cssContentSize } = await cdp.send('Page.getLayoutMetrics');
-      for (const [suffix, h] of [['', height], ['-full', cssContentSize.height]] as const) {
-        // A whole page is scaled down to stay within what the browser captures in one image.
-        const fit = Math.min(1, 12_000 / (h * scale));
-        const shot = await cdp.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width, height: h, scale: fit } });
-        writeFileSync(`test-results/neuron-page-${name}${suffix}.png`, Buffer.from(shot.data, 'base64'));
-      }
+      // The first screen at the device's pixel ratio ...
+      const shot = await cdp.send('Page.captureScreenshot', { format: 'png' });
+      writeFileSync(`test-results/neuron-page-${name}.png`, Buffer.from(shot.data, 'base64'));
+      // ... and the whole page at the same width.
+      await cdp.send('Emulation.clearDeviceMetricsOverride');
+      await page.setViewportSize({ width, height });
+      await page.screenshot({ path: `test-results/neuron-page-${name}-full.png`, fullPage: true });
     }
-    await cdp.send('Emulation.clearDeviceMetricsOverride');
+    await page.setViewportSize({ width: 1400, height: 900 });
     expect(pageErrors).toEqual([]);
   });
 });

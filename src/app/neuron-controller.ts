@@ -223,19 +223,30 @@ export class NeuronPageController {
   private job: LatestTicket | undefined;
   private shownKey = '';
   private modelKey = '';
+  /** When the shown dataset last changed (an import into it, say): its rows are read again after one. */
+  private shownUpdatedAt = 0;
   private liveTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: NeuronPageDeps) {}
 
   /**
-   * Shows `neuron` of `scan` (either may be null). Showing what is already shown changes nothing;
-   * another neuron or dataset drops everything of the previous one and stops its work.
+   * Shows `neuron` of `scan` (either may be null). Showing what is already shown changes nothing
+   * (unless the dataset changed since, e.g. by an import: then its rows are read again); another
+   * neuron or dataset drops everything of the previous one and stops its work.
    */
   show(scan: ScanMeta | null, neuron: NeuronRef | null): void {
     const model = this.deps.model();
     const key = `${scan?.id ?? ''}|${neuron ? `${neuron.layer}:${neuron.neuron}` : ''}`;
     const modelKey = `${key}|${model?.label ?? ''}|${model?.dMlp ?? ''}`;
-    if (key === this.shownKey && modelKey === this.modelKey) return;
+    if (key === this.shownKey && modelKey === this.modelKey) {
+      if (scan && scan.updatedAt > this.shownUpdatedAt && !this.state.get().job) {
+        this.shownUpdatedAt = scan.updatedAt;
+        this.state.patch({ scan });
+        if (neuron) this.loadRecord(scan, neuron);
+      }
+      return;
+    }
+    this.shownUpdatedAt = scan?.updatedAt ?? 0;
     const neuronChanged = key !== this.shownKey;
     this.shownKey = key;
     this.modelKey = modelKey;
@@ -265,12 +276,6 @@ export class NeuronPageController {
     if (text.trim()) this.runLive(text);
   }
 
-  /** Re-reads the neuron's record and explanations (e.g. after an import). */
-  reload(): void {
-    const { scan, neuron } = this.state.get();
-    if (scan && neuron) this.loadRecord(scan, neuron);
-  }
-
   private neuronOk(neuron: NeuronRef): string | null {
     const model = this.deps.model();
     if (!model) return null;
@@ -280,7 +285,8 @@ export class NeuronPageController {
 
   private loadRecord(scan: ScanMeta, neuron: NeuronRef): void {
     const ticket = this.records.begin();
-    this.state.patch({ record: { status: 'loading' } });
+    // Read again for the same neuron (after an import), the record on screen stays until the new one is in.
+    if (this.state.get().record.status !== 'ready') this.state.patch({ record: { status: 'loading' } });
     void ticket.settle(
       (async () => (await this.deps.store).getNeuronRecord(scan.id, neuron.layer, neuron.neuron))(),
       (record) => {
