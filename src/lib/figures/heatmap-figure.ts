@@ -25,6 +25,9 @@ export function heatColour(strength: number, palette: HeatPalette = 'real'): str
   return `rgb(${r}, ${g}, ${b})`;
 }
 
+/** Bars below this strength are not drawn: a hair-thin line under every token reads as an underline. */
+export const MIN_BAR_STRENGTH = 0.05;
+
 /** The colour of the bar under a token (darker, so it shows on any shade). */
 export const BAR_COLOURS: Record<HeatPalette, string> = { real: '#7a3d00', simulated: '#00525e' };
 
@@ -144,7 +147,7 @@ export function heatmapFigure(rows: readonly HeatmapRow[], options: HeatmapOptio
         shapes.push({ kind: 'rect', x: px0, y: top, width: partWidth, height: size + 6, fill: heatColour(strength, palette) });
         if (numbers) {
           shapes.push({ kind: 'text', x: px0 + partWidth / 2, y: top + size + 6 + size * 0.7, text: formatActivation(value), size: size * 0.62, fill: '#3b4256', anchor: 'middle' });
-        } else if (strength > 0) {
+        } else if (strength >= MIN_BAR_STRENGTH) {
           const h = 3 * strength;
           shapes.push({ kind: 'rect', x: px0 + 0.5, y: top + size + 6 - h, width: Math.max(0.5, partWidth - 1), height: h, fill: BAR_COLOURS[palette] });
         }
