@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { browserAvailable, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, showNeuron as pickNeuron, showView, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
 import { logprobTokens, reply, startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
@@ -69,8 +69,8 @@ run('LLM settings and explain panel in the app', () => {
   });
 
   async function showNeuron(layer: number, neuron: number) {
-    await page.getByLabel('record layer').selectOption(String(layer));
-    await page.getByLabel('record neuron').fill(String(neuron));
+    await pickNeuron(page, `${layer}:${neuron}`);
+    await page.waitForFunction((name) => document.querySelector('h1')?.textContent === name, `Neuron ${layer}:${neuron}`);
     await page.getByTestId('record-stats').waitFor();
     await page.getByTestId('explain').waitFor();
   }
@@ -135,7 +135,7 @@ run('LLM settings and explain panel in the app', () => {
     await useEndpoint(llm, 'fake-model');
     await page.getByTestId('explain').click();
     await expect.poll(() => page.getByTestId('explanations').innerText().catch(() => ''), { timeout: 60_000 }).toMatch(/digits/);
-    const row = await page.getByTestId('explanations').locator('tbody tr').first().locator('td').allInnerTexts();
+    const row = await page.getByTestId('explanations').locator('tr.explanation').first().locator('td').allInnerTexts();
     expect(Number(row[1])).toBeGreaterThan(0.9);
     expect(llm.chatRequests.length).toBeGreaterThan(5);
     for (const r of llm.chatRequests) expect(r.headers.authorization).toBe(`Bearer ${KEY}`);
@@ -170,7 +170,7 @@ run('LLM settings and explain panel in the app', () => {
     // Back on 0:37, its earlier result (from the previous test) is there, and only that.
     await showNeuron(0, 37);
     await expect.poll(() => page.getByTestId('explanations').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/digits/);
-    expect(await page.getByTestId('explanations').locator('tbody tr').count()).toBe(1);
+    expect(await page.getByTestId('explanations').locator('tr.explanation').count()).toBe(1);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ import { plantedNeurons } from '../scripts/toy/planted-model.ts';
 import { capturePlantedRecords } from './fixtures/planted-records.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
 import { APP_DIST } from './helpers/app-build.ts';
-import { browserAvailable, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, showNeuron, showView, startBuiltApp } from './helpers/browser.ts';
 import { startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { startStaticServer, type StaticServer } from './helpers/static-server.ts';
 
@@ -97,8 +97,7 @@ run('the production build on a static host', () => {
     await page.getByLabel('import files').setInputFiles({ name: 'planted.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(recordsJsonl) });
     await expect.poll(() => page.getByTestId('scan-list').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/^planted$/m);
     await page.getByTestId('scan-list').getByRole('button', { name: 'Browse' }).first().click();
-    await page.getByLabel('record layer').selectOption('0');
-    await page.getByLabel('record neuron').fill('37');
+    await showNeuron(page, '0:37');
     await expect.poll(() => page.getByTestId('record-stats').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/max/);
     await page.getByLabel('llm endpoint').fill(llm.baseUrl);
     await page.getByLabel('llm model').fill('fake-model');
@@ -181,8 +180,7 @@ run('the production build on a static host', () => {
     // Stored data: the imported records and their explanation.
     await showView(page, 'Datasets');
     await page.getByTestId('scan-list').getByRole('button', { name: 'Browse' }).first().click();
-    await page.getByLabel('record layer').selectOption('0');
-    await page.getByLabel('record neuron').fill('37');
+    await showNeuron(page, '0:37');
     await expect.poll(() => page.getByTestId('explanations').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(/digits/);
     // Import and export.
     await showView(page, 'Datasets');

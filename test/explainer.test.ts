@@ -105,6 +105,25 @@ describe('generateExplanations', () => {
     expect(new Set(server.chatRequests.map((r) => r.rawBody)).size).toBe(3);
   });
 
+  it('with distinct: a server that ignores n and repeats itself is asked again until there are n different explanations', async () => {
+    server.reset();
+    // One choice whatever n is; the same phrase twice before another one.
+    server.setHandler((_body, i) => reply.completion(i < 2 ? 'animal nouns' : 'pets'));
+    const explanations = await generateExplanations(client(), records, { model: 'm', n: 2, distinct: true });
+    expect(explanations).toEqual(['animal nouns', 'pets']);
+    expect(server.chatRequests.map((r) => r.body!.n)).toEqual([2, undefined, undefined]);
+    expect(new Set(server.chatRequests.map((r) => r.rawBody)).size).toBe(3);
+
+    // Always the same answer: never a failure, the one explanation there is (after 2n + 2 requests).
+    server.reset();
+    server.setHandler(() => reply.completion('animal nouns'));
+    expect(await generateExplanations(client(), records, { model: 'm', n: 2, distinct: true })).toEqual(['animal nouns']);
+    expect(server.chatRequests).toHaveLength(6);
+    // Without distinct, repeats are kept, as the CLI has always done.
+    server.reset();
+    expect(await generateExplanations(client(), records, { model: 'm', n: 2 })).toEqual(['animal nouns', 'animal nouns']);
+  });
+
   it('asks again after an unusable reply, restating the format', async () => {
     server.reset();
     server.setHandler((_body, i) => reply.completion(i === 0 ? "I'm sorry, I cannot do that." : 'animal nouns'));

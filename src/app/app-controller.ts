@@ -14,6 +14,8 @@ import { NeurolensStore } from '../lib/store/neurolens-store.ts';
 import { ModelClient } from '../worker/model-client.ts';
 import { partialDatasetId, type ModelSummary } from '../worker/protocol.ts';
 import { AblationController, type AblationTarget, type EditMode } from './ablation-controller.ts';
+import { NeuronPageController } from './neuron-controller.ts';
+import { datasetToShow, hasRecords } from './dataset-choice.ts';
 import { DatasetsController } from './datasets-controller.ts';
 import { ExplorerController } from './explorer-controller.ts';
 import { displaySettings, type DisplaySettings } from './display-settings.ts';
@@ -56,6 +58,8 @@ export class AppController {
   readonly recentNeurons = new Observable<NeuronRef[]>(readRecent());
   /** Editing neurons in the probe: what they do to the predictions (ablation-controller.ts). */
   readonly ablation: AblationController;
+  /** The neuron page (the Neuron view). */
+  readonly neuronPage: NeuronPageController;
 
   private constructor(
     readonly router: Router,
@@ -88,6 +92,16 @@ export class AppController {
       persistent: requestPersistentStorage(),
     });
     this.explorer = new ExplorerController({ store: this.store, llm: () => this.llm.get() });
+    this.neuronPage = new NeuronPageController({
+      store: this.store,
+      llm: () => this.llm.get(),
+      model: () => this.model,
+      capture: (text) => this.client.capture(text),
+      weights: (layer, neuron) => this.client.weights(layer, neuron),
+      ablationScore: (input, signal) => this.client.ablationScore(input, signal),
+      compare: (record, gelu) => this.client.compare(record, gelu),
+      requestAblation: (request) => this.ablateInProbe({ layer: request.layer, neuron: request.neuron }, { kind: request.mode }),
+    });
   }
 
   static async start(offline: OfflineStatus): Promise<AppController> {
@@ -210,6 +224,16 @@ export class AppController {
       }
     });
     this.llm.subscribe((settings) => saveLlmSettings(settings));
+
+    // The neuron page follows the address, the datasets and the model while it is the view shown.
+    const showNeuronPage = () => {
+      const route = this.router.route.get();
+      if (route.view !== 'neuron') return;
+      this.neuronPage.show(datasetToShow(this.datasets.state.get().scans.filter(hasRecords), route.dataset, this.model?.label) ?? null, route.neuron ?? null);
+    };
+    this.router.route.subscribe(showNeuronPage);
+    this.datasets.state.subscribe(showNeuronPage);
+    this.loader.state.subscribe(showNeuronPage);
 
     void this.datasets.start().catch((err) => this.datasets.state.patch({ message: { kind: 'error', text: `browser storage is unavailable: ${(err as Error).message}` } }));
     void this.probe.loadHistory().catch(() => {});

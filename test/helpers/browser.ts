@@ -63,6 +63,17 @@ export async function showView(page: Page, view: 'Probe' | 'Neuron' | 'Explorer'
   await page.getByRole('navigation', { name: 'views' }).getByRole('link', { name: view, exact: true }).click();
 }
 
+/** Opens a neuron by number (e.g. '0:37') with the neuron picker of the view shown, and waits for the address to name it. */
+export async function showNeuron(page: Page, neuron: string): Promise<void> {
+  const input = page.locator('#neuron-input');
+  // On a small screen the neuron page folds its picker away.
+  const folded = page.locator('details:has(#neuron-input):not([open]) > summary');
+  if (await folded.count()) await folded.click();
+  await input.fill(neuron);
+  await input.press('Enter');
+  await page.waitForFunction((n) => new URL(location.href).searchParams.get('neuron') === n, neuron);
+}
+
 /** Exports a dataset's records through the app's own button (Datasets view, `row` of the list) and returns the file's text. */
 export async function exportRecordsFromList(page: Page, row: number): Promise<string> {
   await showView(page, 'Datasets');

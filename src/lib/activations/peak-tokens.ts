@@ -4,6 +4,7 @@
  * over the excerpts, so "the" × 12 means twelve of the top excerpts peak at "the". Derived from
  * the record alone, so it is the same wherever the record came from (a scan, an import).
  */
+import { peakIndex } from './excerpt-display.ts';
 import type { NeuronRecord } from './records.ts';
 
 export interface PeakToken {
@@ -19,8 +20,7 @@ export function peakTokens(record: NeuronRecord): PeakToken[] {
   const byToken = new Map<string, PeakToken>();
   for (const { tokens, activations } of record.most_positive_activation_records) {
     if (activations.length === 0) continue;
-    let peak = 0;
-    for (let t = 1; t < activations.length; t++) if (activations[t] > activations[peak]) peak = t;
+    const peak = peakIndex(activations);
     const token = tokens[peak];
     const entry = byToken.get(token);
     if (entry) {

@@ -122,9 +122,10 @@ export async function runExplainBatch(batch: BatchOptions): Promise<BatchReport>
 
 /** The estimated cost of explaining and scoring these records, summed (costUsd null when the model's price is unknown). */
 export function estimateBatchCost(records: readonly NeuronRecord[], model: string, explanations = 1): NeuronCostEstimate {
-  const total: NeuronCostEstimate = { promptTokens: 0, completionTokens: 0, costUsd: 0 };
+  const total: NeuronCostEstimate = { requests: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 };
   for (const record of records) {
     const e = estimateNeuronCost(record, model, { explanations });
+    total.requests += e.requests;
     total.promptTokens += e.promptTokens;
     total.completionTokens += e.completionTokens;
     total.costUsd = e.costUsd === null || total.costUsd === null ? null : total.costUsd + e.costUsd;

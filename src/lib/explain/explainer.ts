@@ -2,7 +2,9 @@
  * The explainer: asks an LLM for N candidate explanations of a neuron from its top-activating
  * records. Uses the `n` parameter when the server honours it and tops up with further calls when
  * it returns fewer choices (many OpenAI-compatible servers ignore `n`). Replies that are not a
- * usable phrase (empty, a refusal, an echo of the prompt) are dropped and asked for again.
+ * usable phrase (empty, a refusal, an echo of the prompt) are dropped and asked for again; with
+ * `distinct`, so are repeats of an explanation already had. With `distinct`, running out of
+ * requests before `n` distinct explanations is not a failure: the ones found are returned.
  */
 import type { ActivationRecord } from '../activations/records.ts';
 import type { ChatCompleter, ChatRequest } from '../llm/types.ts';
@@ -26,8 +28,13 @@ export interface ExplainerOptions extends GenerationSettings {
   maxTokens?: number;
   /** Send `n` in one request (default true); false makes one request per candidate. */
   useN?: boolean;
-  /** Most requests made in total (default n + 2). */
+  /** Most requests made in total (default n + 2; 2n + 2 with `distinct`). */
   maxRequests?: number;
+  /**
+   * Keep only distinct explanations, asking again in place of a repeat (default false). Stores
+   * key explanations by their text, so the app asks for distinct ones.
+   */
+  distinct?: boolean;
 }
 
 /** Longest reply accepted as an explanation; longer ones are essays, not phrases. */
@@ -86,7 +93,8 @@ export async function generateExplanations(
   }
   const n = options.n ?? 1;
   if (!Number.isInteger(n) || n < 1) throw new ExplanationError(`n must be a positive integer, got ${n}`);
-  const maxRequests = options.maxRequests ?? n + 2;
+  const distinct = options.distinct === true;
+  const maxRequests = options.maxRequests ?? (distinct ? 2 * n + 2 : n + 2);
   const temperature = options.temperature ?? (n > 1 ? 1 : 0);
   const explanations: string[] = [];
   let lastReply: string | null = null;
@@ -115,7 +123,7 @@ export async function generateExplanations(
       lastReply = choice.message.content;
       const parsed = parseExplanation(choice.message.content);
       if (parsed === null) sawUnusable = true;
-      else if (explanations.length < n) explanations.push(parsed);
+      else if (explanations.length < n && !(distinct && explanations.includes(parsed))) explanations.push(parsed);
     }
   }
   if (explanations.length === 0) {

@@ -310,7 +310,8 @@ export async function explainAndScoreNeuron(
   ];
   const ablation = call.ablation;
   const perExplanation = simulated.length + (detection ? 1 : 0) + (fuzzing ? 1 : 0) + (ablation ? 1 : 0);
-  const total = 1 + nExplanations * perExplanation;
+  // Re-counted once the explanations are known: a distinct-only explainer may return fewer.
+  let total = 1 + nExplanations * perExplanation;
   let done = 0;
   const progress = (stage: PipelineProgress['stage']) => {
     done++;
@@ -336,6 +337,7 @@ export async function explainAndScoreNeuron(
         { signal },
       ));
     });
+    total = 1 + explanations.length * perExplanation;
     progress('explain');
 
     const simulator: Simulator = call.simulator ?? simulatorFor(client, options);

@@ -73,3 +73,11 @@ function sortKeys(value: unknown): unknown {
   }
   return sorted;
 }
+
+/**
+ * A view of `cache` that never answers but still stores: for a re-run that must ask the LLM
+ * afresh (a cached answer may be the bad one) while keeping the new answers for later runs.
+ */
+export function refreshingCache(cache: ResponseCache): ResponseCache {
+  return { get: async () => undefined, set: (key, value) => cache.set(key, value) };
+}

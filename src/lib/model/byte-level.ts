@@ -193,3 +193,38 @@ export function decodeUtf8WithEscapes(bytes: Uint8Array): string {
 export function decodeUtf8(bytes: Uint8Array): string {
   return utf8Decoder.decode(bytes);
 }
+
+const ESCAPED_BYTE = /\\x([0-9A-Fa-f]{2})/g;
+const utf8Encoder = new TextEncoder();
+
+/**
+ * The bytes a `decodeUtf8WithEscapes` string stands for: `\xNN` (either case, as the released
+ * records write it too) is that byte, everything else its UTF-8. Null when the text holds no
+ * escape, so the caller knows it is whole characters.
+ */
+export function escapedTextToBytes(text: string): Uint8Array | null {
+  if (!text.includes('\\x')) return null;
+  const parts: number[] = [];
+  let at = 0;
+  let escaped = false;
+  for (const match of text.matchAll(ESCAPED_BYTE)) {
+    parts.push(...utf8Encoder.encode(text.slice(at, match.index)));
+    parts.push(parseInt(match[1], 16));
+    at = match.index + match[0].length;
+    escaped = true;
+  }
+  if (!escaped) return null;
+  parts.push(...utf8Encoder.encode(text.slice(at)));
+  return Uint8Array.from(parts);
+}
+
+const strictUtf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The text of bytes that are whole, well-formed UTF-8; null otherwise. */
+export function decodeWholeUtf8(bytes: Uint8Array): string | null {
+  try {
+    return strictUtf8Decoder.decode(bytes);
+  } catch {
+    return null;
+  }
+}

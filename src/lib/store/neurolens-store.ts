@@ -675,6 +675,30 @@ export class NeurolensStore {
     });
   }
 
+  /**
+   * Deletes one explanation of a neuron with its simulation and its scores, in one transaction.
+   * False when the neuron had no such explanation.
+   */
+  async deleteExplanation(scanId: string, neuron: NeuronKey, explanation: string): Promise<boolean> {
+    checkScanId(scanId);
+    checkNeuronKey(neuron);
+    if (typeof explanation !== 'string') throw new StoreError('the explanation to delete must be a string');
+    const key: [string, number, number, string] = [scanId, neuron.layer, neuron.neuron, explanation];
+    return this.write(['scans', 'explanations', 'simulations', 'scores'], 'deleting an explanation', async (ctx) => {
+      await ctx.scan(scanId);
+      let existed = false;
+      for (const name of ['explanations', 'simulations', 'scores'] as const) {
+        const old = await ctx.tx.objectStore(name).get(key);
+        if (old === undefined) continue;
+        existed = true;
+        ctx.account(scanId, undefined, old);
+        await ctx.tx.objectStore(name).delete(key);
+      }
+      await ctx.finish(Date.now());
+      return existed;
+    });
+  }
+
   /** All Neurolens scores of a scan. */
   async listScores(scanId: string): Promise<(NeuronKey & { explanation: string; scores: ExplanationScores })[]> {
     checkScanId(scanId);
@@ -802,6 +826,15 @@ export class NeurolensStore {
   async deleteJob(jobId: string): Promise<void> {
     await this.write(['jobSteps'], 'deleting a job', async ({ tx }) =>
       tx.objectStore('jobSteps').delete(IDBKeyRange.bound([jobId], [jobId, []])),
+    );
+  }
+
+  /** Deletes every job whose id starts with `prefix` (e.g. all jobs of one neuron). */
+  async deleteJobsStartingWith(prefix: string): Promise<void> {
+    if (typeof prefix !== 'string' || prefix === '') throw new StoreError('a job-id prefix must be a non-empty string');
+    // Ids that start with the prefix sort from [prefix] up to [prefix + U+FFFF].
+    await this.write(['jobSteps'], 'deleting jobs', async ({ tx }) =>
+      tx.objectStore('jobSteps').delete(IDBKeyRange.bound([prefix], [`${prefix}\uffff`, []])),
     );
   }
 
