@@ -18,7 +18,7 @@ import type { NeuronRecord } from '../lib/activations/records.ts';
 import { SCAN_DEFAULTS } from '../lib/activations/scan-defaults.ts';
 import type { ConnectionReport, ConnectionSettings } from '../lib/explain/connection-test.ts';
 import type { JobProgress } from '../lib/explain/job.ts';
-import type { ExplanationScores, NeuronPipelineResult } from '../lib/explain/pipeline.ts';
+import { selectRecords, type ExplanationScores, type NeuronPipelineResult } from '../lib/explain/pipeline.ts';
 import { isScriptedEndpoint, SCRIPTED_ENDPOINT, SCRIPTED_MODEL } from '../lib/explain/scripted-llm.ts';
 import type { LlmSettings } from '../lib/llm/settings.ts';
 import { PLANTED_NEURON_RULES, type PlantedNeuronRule } from '../lib/model/planted-neurons.ts';
@@ -129,6 +129,8 @@ export interface WalkthroughResult {
   /** A wrong explanation (another planted neuron's rule), scored for contrast. */
   wrong: { explanation: string; scores: ExplanationScores } | null;
   example: SimulatedExcerpt | null;
+  /** The neuron never fires on the scored random excerpts (so their correlation is undefined). */
+  silentOnRandom: boolean;
   source: string;
   scripted: boolean;
   requests: number;
@@ -217,25 +219,37 @@ export async function chooseWalkthroughLlm(
   return { settings: own, scripted: false, label, reason: `Your LLM endpoint from Settings answers (${label}).` };
 }
 
-/** One held-out excerpt of the simulation, a window around its real peak. */
-export function simulatedExcerpt(result: NeuronPipelineResult, record: NeuronRecord, radius = 6): SimulatedExcerpt | null {
+/**
+ * One held-out excerpt of the simulation: of every scored excerpt's windows of `size` tokens, the
+ * one where the neuron fires on the most tokens (its real activation at least half the record's
+ * maximum), the earliest on a tie.
+ */
+export function simulatedExcerpt(result: NeuronPipelineResult, record: NeuronRecord, size = 9): SimulatedExcerpt | null {
   const sequences = result.simulation_results.scored_explanations[0]?.scored_simulation.scored_sequence_simulations ?? [];
   const max = Math.max(0, ...record.most_positive_activation_records.flatMap((r) => r.activations));
-  let best: (typeof sequences)[number] | undefined;
-  let bestPeak = -Infinity;
-  for (const s of sequences) {
-    const peak = Math.max(...s.true_activations);
-    if (peak > bestPeak) [best, bestPeak] = [s, peak];
+  if (max <= 0) return null;
+  let best: { sequence: (typeof sequences)[number]; from: number; firing: number } | undefined;
+  for (const sequence of sequences) {
+    const fires = sequence.true_activations.map((a) => (a >= max / 2 ? 1 : 0));
+    for (let from = 0; from + size <= Math.max(size, fires.length); from++) {
+      const firing = fires.slice(from, from + size).reduce<number>((a, b) => a + b, 0);
+      if (!best || firing > best.firing) best = { sequence, from, firing };
+    }
   }
-  if (!best || max <= 0) return null;
-  const at = best.true_activations.indexOf(bestPeak);
-  const from = Math.max(0, at - radius);
-  const to = Math.min(best.true_activations.length, at + radius + 1);
+  if (!best) return null;
+  const { sequence, from } = best;
+  const to = from + size;
   return {
-    tokens: best.simulation.tokens.slice(from, to),
-    real: best.true_activations.slice(from, to).map((a) => Math.round(Math.max(0, (a / max) * 10) * 10) / 10),
-    simulated: best.simulation.expected_activations.slice(from, to).map((v) => (v === null ? null : Math.round(v * 10) / 10)),
+    tokens: sequence.simulation.tokens.slice(from, to),
+    real: sequence.true_activations.slice(from, to).map((a) => Math.round(Math.max(0, (a / max) * 10) * 10) / 10),
+    simulated: sequence.simulation.expected_activations.slice(from, to).map((v) => (v === null ? null : Math.round(v * 10) / 10)),
   };
+}
+
+/** Whether the neuron stays silent (under a tenth of its maximum) on every scored random excerpt. */
+function silentOnRandom(record: NeuronRecord): boolean {
+  const max = Math.max(0, ...record.most_positive_activation_records.flatMap((r) => r.activations));
+  return selectRecords(record).scoreRandom.every((r) => Math.max(...r.activations) < max / 10);
 }
 
 export class WalkthroughController {
@@ -456,6 +470,7 @@ export class WalkthroughController {
         scores,
         wrong,
         example: simulatedExcerpt(main.result, record),
+        silentOnRandom: silentOnRandom(record),
         source: main.source,
         scripted: main.scripted,
         requests,
