@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { browserAvailable, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
+import { contrastFailures } from './helpers/contrast.ts';
 
 const run = browserAvailable() ? describe : describe.skip;
 
@@ -27,76 +28,6 @@ const SIZES = {
 type SizeName = keyof typeof SIZES;
 
 const TEXT = 'In 1969, Apollo 11 landed on the Moon; "one small step," said Armstrong. Emoji 🦊 and 日本語.';
-
-/** Text pieces whose contrast with what is behind them is below WCAG AA, with the numbers. */
-async function contrastFailures(page: Page): Promise<string[]> {
-  return page.evaluate(() => {
-    type Rgba = [number, number, number, number];
-    const parse = (css: string): Rgba => {
-      const m = /rgba?\(([^)]+)\)/.exec(css);
-      if (!m) return [0, 0, 0, 0];
-      const parts = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
-      return [parts[0], parts[1], parts[2], parts[3] ?? 1];
-    };
-    const over = (top: Rgba, under: Rgba): Rgba => {
-      const a = top[3] + under[3] * (1 - top[3]);
-      if (a === 0) return [0, 0, 0, 0];
-      const mix = (i: number) => (top[i] * top[3] + under[i] * under[3] * (1 - top[3])) / a;
-      return [mix(0), mix(1), mix(2), a];
-    };
-    const luminance = ([r, g, b]: Rgba) => {
-      const lin = (c: number) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
-      return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
-    };
-    /** What is painted behind `el`: its own and its ancestors' backgrounds, blended. */
-    const backgroundOf = (el: Element): Rgba => {
-      const layers: Rgba[] = [];
-      for (let node: Element | null = el; node; node = node.parentElement) {
-        const style = getComputedStyle(node);
-        // A token strip group's glyph is drawn over its parts' colours (absolutely placed siblings).
-        const parts = node.classList.contains('glyph') ? node.parentElement?.querySelectorAll('.part') : undefined;
-        if (parts?.length) {
-          const strongest = [...parts].map((p) => parse(getComputedStyle(p).backgroundColor)).sort((a, b) => b[3] - a[3])[0];
-          layers.push(strongest);
-        }
-        const bg = parse(style.backgroundColor);
-        if (bg[3] > 0) layers.push(bg);
-        if (bg[3] >= 1) break;
-      }
-      let result: Rgba = [255, 255, 255, 1];
-      for (const layer of layers.reverse()) result = over(layer, result);
-      return result;
-    };
-    const failures: string[] = [];
-    const seen = new Set<Element>();
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let text = walker.nextNode(); text; text = walker.nextNode()) {
-      const el = text.parentElement;
-      if (!el || seen.has(el) || !text.textContent?.trim()) continue;
-      seen.add(el);
-      const style = getComputedStyle(el);
-      const box = el.getBoundingClientRect();
-      if (box.width === 0 || box.height === 0 || style.visibility === 'hidden' || el.closest('[hidden], .visually-hidden, .skip, option')) continue;
-      // Inactive controls are exempt (WCAG 1.4.3).
-      if (el.closest('button:disabled, input:disabled, select:disabled, textarea:disabled, [aria-disabled="true"]')) continue;
-      let opacity = 1;
-      for (let node: Element | null = el; node; node = node.parentElement) opacity *= Number(getComputedStyle(node).opacity);
-      const bg = backgroundOf(el);
-      const fgRaw = parse(style.color);
-      const fg = over([fgRaw[0], fgRaw[1], fgRaw[2], fgRaw[3] * opacity], bg);
-      const [l1, l2] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
-      const ratio = (l1 + 0.05) / (l2 + 0.05);
-      const size = parseFloat(style.fontSize);
-      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
-      const needed = large ? 3 : 4.5;
-      if (ratio < needed) {
-        const where = `${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''}`;
-        failures.push(`${ratio.toFixed(2)} < ${needed}: ${JSON.stringify(text.textContent.trim().slice(0, 40))} in ${where} (${style.color} on rgb(${bg.slice(0, 3).map(Math.round).join(', ')}))`);
-      }
-    }
-    return failures;
-  });
-}
 
 const overflow = (page: Page) =>
   page.evaluate(() => ({ scrollWidth: document.scrollingElement!.scrollWidth, innerWidth, wide: [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > innerWidth + 1 && getComputedStyle(e).position !== 'fixed').slice(0, 5).map((e) => `${e.tagName}.${(e as HTMLElement).className}`) }));
@@ -180,6 +111,16 @@ run('layout, presentation, glossary and contrast', () => {
     });
     expect(await contrastFailures(page)).toEqual([expect.stringMatching(/^2\.66 < 4\.5: "pale words" in p \(rgb\(153, 153, 153\) on rgb\(246, 247, 251\)\)$/)]);
     await page.evaluate(() => document.getElementById('pale')!.remove());
+    // Activations shown as numbers too: their small print must read as well.
+    await showView(page, 'Settings');
+    await page.getByLabel('colour, bars and numbers').check();
+    await showView(page, 'Probe');
+    await page.locator('[data-testid="token-strip"] .num').first().waitFor();
+    await page.screenshot({ path: 'test-results/layout-desktop-probe-numbers.png' });
+    expect(await contrastFailures(page)).toEqual([]);
+    await showView(page, 'Settings');
+    await page.getByLabel('colour and bars', { exact: true }).check();
+    await showView(page, 'Probe');
     expect(await checkViews(page, 'desktop')).toEqual([]);
   }, 300_000);
 

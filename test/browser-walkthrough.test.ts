@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { browserAvailable, launchChromium, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
+import { contrastFailures } from './helpers/contrast.ts';
 import { logprobTokens, reply, startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
 import { plantedNeurons } from '../scripts/toy/planted-model.ts';
@@ -64,11 +65,12 @@ run('the guided walkthrough', () => {
   const nextReady = (page: Page, timeout: number) =>
     page.waitForFunction(() => document.querySelector('[data-testid="walkthrough-next"]')?.getAttribute('aria-disabled') === 'false', null, { timeout });
 
-  /** Enter on Next (which keeps the focus), then checks the new step's title. */
+  /** Enter on Next (which keeps the focus), then checks the new step's title and the contrast of what is shown. */
   async function nextStep(page: Page, index: number): Promise<void> {
     expect((await active(page)).testid).toBe('walkthrough-next');
     await page.keyboard.press('Enter');
     await expect.poll(() => stepTitle(page).textContent()).toBe(`${index + 1}. ${WALKTHROUGH_STEPS[index].title}`);
+    expect(await contrastFailures(page), `step ${index + 1}`).toEqual([]);
   }
 
   it('runs to its end with no LLM set up: scripted answers, marked as scripted, the planted rule scoring high', async () => {
@@ -98,6 +100,7 @@ run('the guided walkthrough', () => {
     expect(await page.getByTestId('walkthrough-next').getAttribute('aria-disabled')).toBe('true');
     await page.screenshot({ path: 'test-results/walkthrough-3-scan-running.png' });
     await nextReady(page, 240_000);
+    expect(await page.getByTestId('walkthrough-announcement').textContent()).toBe(`Step 3 of 7: ${WALKTHROUGH_STEPS[2].title}. The scan is done.`);
     expect(await page.getByTestId('walkthrough-status').innerText()).toMatch(/^\s*Done\. Every neuron now has its top-activating excerpts/);
     await page.screenshot({ path: 'test-results/walkthrough-3-scan-done.png' });
 

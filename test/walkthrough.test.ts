@@ -168,6 +168,8 @@ describe('the walkthrough', () => {
     expect(h.stored.map((s) => [s.result.explanations, s.source])).toEqual([[[result.explanation], `${SCRIPTED_MODEL} @ ${SCRIPTED_ENDPOINT}`]]);
     // The example excerpt: real (0–10) and simulated values side by side, high on the digits.
     const example = result.example!;
+    expect(example.tokens.filter((t) => /^ ?[0-9]+$/.test(t)).length, 'the window with most firing tokens').toBeGreaterThan(0);
+    expect(example.tokens.length).toBe(9);
     expect(example.tokens.length).toBe(example.real.length);
     expect(example.simulated.length).toBe(example.real.length);
     example.tokens.forEach((token, i) => {
