@@ -5,7 +5,13 @@
  * planted description, score it high, score another neuron's rule low, and refuse, with a message
  * saying why, an unplanted neuron or an explanation it cannot judge. No network is used.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { serializeNeuronRecord } from '../src/lib/explain/formats.ts';
 import type { NeuronRecord } from '../src/lib/activations/records.ts';
 import { testConnection } from '../src/lib/explain/connection-test.ts';
 import { explainAndScoreNeuron } from '../src/lib/explain/pipeline.ts';
@@ -122,6 +128,24 @@ describe('the scripted LLM', () => {
       /answers only Neurolens' explainer and simulator prompts/,
     );
   });
+
+  it('answers the command line too (--base-url scripted:planted), with no key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'neurolens-scripted-'));
+    try {
+      const file = join(dir, 'digits.json');
+      await writeFile(file, serializeNeuronRecord(recordOf(0, 37)));
+      const env = { ...process.env };
+      delete env.OPENAI_API_KEY;
+      const { stderr } = await promisify(execFile)(
+        process.execPath,
+        [join(import.meta.dirname, '../bin/neurolens.mjs'), 'explain', '--record', file, '--base-url', SCRIPTED_ENDPOINT, '--model', SCRIPTED_MODEL],
+        { env, timeout: 60_000 },
+      );
+      expect(stderr.trim()).toMatch(/^score (0\.9[5-9]\d|1\.000) \(top .*, logprob, coverage 1\.00\): numbers: tokens made only of digits$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('is a preset of the LLM settings, whose source reads as scripted, and takes no key along', () => {
     const preset = LLM_PRESETS.find((p) => p.baseUrl === SCRIPTED_ENDPOINT)!;
