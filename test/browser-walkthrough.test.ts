@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { browserAvailable, launchChromium, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
 import { contrastFailures } from './helpers/contrast.ts';
 import { logprobTokens, reply, startFakeOpenAiServer, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
@@ -127,7 +127,7 @@ run('the guided walkthrough', () => {
       expect(Number(real) > 5, `real on ${token}`).toBe(digits);
       expect(Number(simulated) > 5, `simulated on ${token}`).toBe(digits);
     }
-    expect(await dialog(page).innerText()).toMatch(/Scripted answers\s*Scripted answers: no language model was asked/);
+    expect(await dialog(page).innerText()).toMatch(/Scripted answers\s*No language model was asked: these answers come from the rules planted in the toy model\./);
     await page.screenshot({ path: 'test-results/walkthrough-5-simulate.png' });
 
     await nextStep(page, 5);
@@ -199,4 +199,29 @@ run('the guided walkthrough', () => {
     expect(pageErrors).toEqual([]);
     await page.close();
   }, 480_000);
+
+  it('the scripted preset in Settings says what it is, passes "Test connection", and the walkthrough then uses it', async () => {
+    const page = await openApp();
+    await showView(page, 'Settings');
+    await page.getByRole('group', { name: 'llm presets' }).getByRole('button', { name: 'Built-in scripted (toy model only)' }).click();
+    expect(await page.getByLabel('llm endpoint').inputValue()).toBe('scripted:planted');
+    expect(await page.getByLabel('llm model').inputValue()).toBe('scripted-planted-rules');
+    expect(await page.getByTestId('scripted-note').innerText()).toMatch(/^Scripted answers\s*No language model was asked.*only for the toy model's planted neurons/);
+    await page.getByTestId('test-connection').click();
+    await expect.poll(() => page.getByTestId('connection-result').innerText()).toMatch(/^Connected \(\d+ ms\)\. The endpoint returns logprobs: simulations run in logprob mode/);
+    expect(await contrastFailures(page)).toEqual([]);
+
+    await page.locator('#walkthrough-button').focus();
+    await page.keyboard.press('Enter');
+    await tabTo(page, (a) => a.testid === 'walkthrough-next');
+    await nextReady(page, 60_000);
+    await nextStep(page, 1);
+    await nextStep(page, 2);
+    await nextReady(page, 30_000);
+    await nextStep(page, 3);
+    await nextReady(page, 120_000);
+    expect(await page.getByTestId('walkthrough-llm').innerText()).toMatch(/^Scripted answers\s*You chose the built-in scripted LLM in Settings\.$/);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 300_000);
 });

@@ -34,8 +34,8 @@ import { buildLogprobSimulationMessages, buildSampledSimulationMessages } from '
 export const SCRIPTED_ENDPOINT = 'scripted:planted';
 /** The model name it answers as (any name works; this one says what it is). */
 export const SCRIPTED_MODEL = 'scripted-planted-rules';
-/** What to tell the user wherever its answers are shown. */
-export const SCRIPTED_NOTICE = 'Scripted answers: no language model was asked. They come from the rules planted in the toy model.';
+/** What to tell the user wherever its answers are shown (after a "Scripted answers" mark). */
+export const SCRIPTED_NOTICE = 'No language model was asked: these answers come from the rules planted in the toy model.';
 
 /**
  * Least correlation between a planted rule and the excerpts' values for the rule to be the neuron's:
