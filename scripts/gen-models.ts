@@ -71,6 +71,8 @@ function generatorSourceHash(): string {
   const toyDir = join(SCRIPTS_DIR, 'toy');
   const files = [join(SCRIPTS_DIR, 'gen-models.ts'), ...readdirSync(toyDir).sort().map((f) => join(toyDir, f))];
   for (const f of files.filter((f) => f.endsWith('.ts'))) h.update(f.slice(SCRIPTS_DIR.length)).update(readFileSync(f));
+  // The planted rules the toy generator wires (shared with the app's scripted LLM).
+  h.update('planted-neurons.ts').update(readFileSync(join(SCRIPTS_DIR, '../src/lib/model/planted-neurons.ts')));
   cachedSourceHash = h.digest('hex');
   return cachedSourceHash;
 }

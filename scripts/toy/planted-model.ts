@@ -21,6 +21,7 @@
  * Everything else (the other heads, layer 1 attention) is zero, and the unplanted neurons are random.
  */
 import type { Gpt2BlockWeights, Gpt2Config, Gpt2Weights } from '../../src/lib/model/gpt2-types.ts';
+import { PLANTED_NEURON_RULES, PLANTED_TOKEN_TESTS } from '../../src/lib/model/planted-neurons.ts';
 import { NormalRng } from './random-weights.ts';
 
 /** One planted neuron and its ground-truth rule. */
@@ -80,48 +81,21 @@ export const PLANTED_LAYOUT = {
 
 type FlagName = keyof typeof PLANTED_LAYOUT.flagDims;
 
-const isDigits = (t: string): boolean => /^ ?[0-9]+$/.test(t);
-const isCapitalised = (t: string): boolean => /^ ?[A-Z][a-z]/.test(t);
-const isClosingQuote = (t: string): boolean => t.includes('"') && !t.startsWith(' ');
-const isThe = (t: string): boolean => t === ' the';
-
 interface PlantedSpec extends PlantedNeuronInfo {
   flag: FlagName;
   matches(tokenTexts: string[], index: number): boolean;
 }
 
-const PLANTED_SPECS: PlantedSpec[] = [
-  {
-    layer: 0, neuron: 37, id: 'digits', flag: 'digits',
-    description: 'numbers: tokens made only of digits',
-    rule: 'token text, ignoring one leading space, is one or more ASCII digits (/^ ?[0-9]+$/)',
-    matches: (t, i) => isDigits(t[i]),
-  },
-  {
-    layer: 0, neuron: 150, id: 'capitalised', flag: 'capitalised',
-    description: 'capitalised words',
-    rule: 'token text, after an optional leading space, starts with an uppercase A-Z followed by a lowercase a-z (/^ ?[A-Z][a-z]/)',
-    matches: (t, i) => isCapitalised(t[i]),
-  },
-  {
-    layer: 0, neuron: 203, id: 'the', flag: 'the',
-    description: 'the word " the"',
-    rule: 'token text is exactly " the" (lowercase, with its leading space)',
-    matches: (t, i) => isThe(t[i]),
-  },
-  {
-    layer: 1, neuron: 91, id: 'closing-quote', flag: 'closingQuote',
-    description: 'closing double quotes',
-    rule: 'token text contains a double quote (") and does not start with a space (e.g. ", .", ,")',
-    matches: (t, i) => isClosingQuote(t[i]),
-  },
-  {
-    layer: 1, neuron: 222, id: 'after-the', flag: 'afterThe',
-    description: 'the word right after " the"',
-    rule: 'the previous token is exactly " the" (never the first token)',
-    matches: (t, i) => i > 0 && isThe(t[i - 1]),
-  },
-];
+/** The residual-stream flag each planted neuron reads (the rules themselves: src/lib/model/planted-neurons.ts). */
+const FLAG_OF: Record<string, FlagName> = {
+  digits: 'digits',
+  capitalised: 'capitalised',
+  the: 'the',
+  'closing-quote': 'closingQuote',
+  'after-the': 'afterThe',
+};
+
+const PLANTED_SPECS: PlantedSpec[] = PLANTED_NEURON_RULES.map((rule) => ({ ...rule, flag: FLAG_OF[rule.id] }));
 
 /** The planted neurons of plantedGpt2, without weights (cheap). */
 export function plantedNeurons(): PlantedNeuron[] {
@@ -169,7 +143,8 @@ export function plantedGpt2(vocab: string[]): PlantedModel {
   const tokenRng = new NormalRng(PLANTED_SEED, 'wte');
   const z = new Float64Array(nNoise);
   const tokenFlags: Array<[FlagName, (t: string) => boolean]> = [
-    ['digits', isDigits], ['capitalised', isCapitalised], ['closingQuote', isClosingQuote], ['the', isThe],
+    ['digits', PLANTED_TOKEN_TESTS.digits], ['capitalised', PLANTED_TOKEN_TESTS.capitalised],
+    ['closingQuote', PLANTED_TOKEN_TESTS.closingQuote], ['the', PLANTED_TOKEN_TESTS.the],
   ];
   for (let t = 0; t < config.vocabSize; t++) {
     const row = t * d;

@@ -26,6 +26,9 @@ import { Router } from './router.ts';
 import type { NeuronRef } from './url-state.ts';
 import type { OfflineStatus } from '../sw/register.ts';
 import { requestPersistentStorage } from '../sw/register.ts';
+import { testConnection } from '../lib/explain/connection-test.ts';
+import { explainNeuron } from './explain-neuron.ts';
+import { WalkthroughController } from './walkthrough.ts';
 
 export const DEFAULT_MODEL: RememberedRequest = { kind: 'bundled', name: 'toy-planted' };
 const BUNDLED = new Set(['toy-planted', 'tiny-random']);
@@ -50,6 +53,8 @@ export class AppController {
   readonly datasets: DatasetsController;
   /** Every neuron of a dataset: sorting, filtering, search, batch explanations (explorer-controller.ts). */
   readonly explorer: ExplorerController;
+  /** The guided walkthrough on the toy model's planted neurons (src/app/walkthrough.ts). */
+  readonly walkthrough: WalkthroughController;
   /** A model the address asks for that is not loaded, offered to the user. */
   readonly requestedModel = new Observable<{ label: string; dtype?: string } | null>(null);
   /** The LLM endpoint, shared by every place that explains or simulates; saved as the user chose. */
@@ -101,6 +106,19 @@ export class AppController {
       ablationScore: (input, signal) => this.client.ablationScore(input, signal),
       compare: (record, gelu) => this.client.compare(record, gelu),
       requestAblation: (request) => this.ablateInProbe({ layer: request.layer, neuron: request.neuron }, { kind: request.mode }),
+    });
+    this.walkthrough = new WalkthroughController({
+      model: { subscribe: (run) => this.loader.state.subscribe((s) => run(s.summary)) },
+      loadToyModel: () => void this.loader.request(DEFAULT_MODEL, 'auto'),
+      navigate: (changes) => this.router.navigate(changes),
+      probeText: (text) => this.probe.runText(text),
+      datasets: this.datasets.state,
+      startScan: (request, model) => this.datasets.startScan(request, model),
+      runScan: (id) => this.datasets.run(id),
+      neuronRecord: async (scanId, layer, neuron) => (await this.store).getNeuronRecord(scanId, layer, neuron),
+      llm: () => this.llm.get(),
+      testConnection: (settings, signal) => testConnection(settings, signal),
+      explain: async (request, call) => explainNeuron(await this.store, request, call),
     });
   }
 

@@ -19,6 +19,7 @@ import type { JobStore } from '../lib/explain/job.ts';
 import type { NeuronPipelineResult } from '../lib/explain/pipeline.ts';
 import { LatestOnly } from '../lib/latest-only.ts';
 import { createChatClient, type ChatClient, type ChatClientOptions } from '../lib/llm/client.ts';
+import { explainOptions, llmSource } from './explain-neuron.ts';
 import { defaultPricingFor } from '../lib/llm/cost.ts';
 import type { ResponseCache } from '../lib/llm/response-cache.ts';
 import type { LlmSettings } from '../lib/llm/settings.ts';
@@ -320,15 +321,16 @@ export class ExplorerController {
       const u = client.usage();
       return { costUsd: u.costUsd, requests: u.requests, cacheHits: u.cacheHits, tokens: u.totalTokens, priced };
     };
-    const source = `${model} @ ${batch.estimate.endpoint}`;
+    const source = llmSource({ model, baseUrl: batch.estimate.endpoint });
     try {
       const report = await runExplainBatch({
         scanId: datasetId,
         neurons: batch.neurons,
         readRecord: async (n) => (await store.getNeuronRecords(datasetId, [n]))[0],
         client,
+        endpoint: batch.estimate.endpoint,
         jobStore: store.jobStore(),
-        options: { model, explanations: 1 },
+        options: explainOptions(model, 1),
         save: (result) => store.putPipelineResult(datasetId, result, source),
         signal: run.signal,
         onProgress: (progress) => this.patchBatch({ progress, usage: usage() }),

@@ -19,7 +19,8 @@ import type { NeuronRecord } from '../lib/activations/records.ts';
 import { recordStatistics, type RecordStatistics } from '../lib/activations/record-stats.ts';
 import { AblationScoreError, type AblationScore, type AblationScoreInput, type AblationScorer } from '../lib/explain/ablation-score.ts';
 import type { ScoredExplanation, SimulationMode } from '../lib/explain/explanation-types.ts';
-import { runExplainJob, type JobStore } from '../lib/explain/job.ts';
+import { neuronJobId, neuronJobPrefix, runExplainJob, type JobStore } from '../lib/explain/job.ts';
+import { explainOptions, llmSource } from './explain-neuron.ts';
 import { simulatorFor, type ExplanationScores, type NeuronPipelineResult, type PipelineOptions } from '../lib/explain/pipeline.ts';
 import { ablationUndefinedReason, correlationUndefinedReason, coverageNote } from '../lib/explain/score-reasons.ts';
 import { scoreSimulation, type ScoringPair } from '../lib/explain/scoring.ts';
@@ -28,7 +29,6 @@ import { createChatClient, type ChatClientOptions } from '../lib/llm/client.ts';
 import { defaultPricingFor } from '../lib/llm/cost.ts';
 import { refreshingCache, type ResponseCache } from '../lib/llm/response-cache.ts';
 import type { LlmSettings } from '../lib/llm/settings.ts';
-import { sha256Hex } from '../lib/llm/sha256.ts';
 import type { ChatCompleter } from '../lib/llm/types.ts';
 import type { UsageTotals } from '../lib/llm/usage-meter.ts';
 import type { Token } from '../lib/model/tokenizer.ts';
@@ -328,8 +328,7 @@ export class NeuronPageController {
   explain(options: ExplainOptions = {}): Promise<void> {
     const n = options.explanations ?? 1;
     return this.runPipeline({ kind: 'explain', fresh: options.fresh === true, progress: null }, options, (model) => ({
-      options: { model, explanations: n, explainer: { distinct: true } },
-      jobName: `explain/n${n}`,
+      options: explainOptions(model, n),
       asked: n,
     }));
   }
@@ -343,7 +342,6 @@ export class NeuronPageController {
     }
     return this.runPipeline({ kind: 'simulate', explanation: text, fresh: options.fresh === true, progress: null }, options, (model) => ({
       options: { model, givenExplanations: [text] },
-      jobName: `given/${text}`,
       asked: 1,
     }));
   }
@@ -361,10 +359,6 @@ export class NeuronPageController {
   private readyRecord(): NeuronRecord | null {
     const r = this.state.get().record;
     return r.status === 'ready' ? r.value : null;
-  }
-
-  private jobPrefix(scanId: string, neuron: NeuronRef): string {
-    return `neuron-page/${scanId}/${neuron.layer}:${neuron.neuron}/`;
   }
 
   /** The ablation scorer when the dataset's model is loaded; otherwise a notice says why there is none. */
@@ -410,7 +404,7 @@ export class NeuronPageController {
   private async runPipeline(
     job: JobState,
     call: Pick<ExplainOptions, 'budgetUsd' | 'ablation'>,
-    plan: (model: string) => { options: PipelineOptions; jobName: string; asked: number },
+    plan: (model: string) => { options: PipelineOptions; asked: number },
   ): Promise<void> {
     const { scan, neuron } = this.state.get();
     const record = this.readyRecord();
@@ -429,13 +423,12 @@ export class NeuronPageController {
     this.job = ticket;
     const model = settings.model.trim();
     const baseUrl = settings.baseUrl.trim();
-    const { options, jobName, asked } = plan(model);
+    const { options, asked } = plan(model);
     const notices: string[] = [];
     this.state.patch({ job, outcome: null, notices: [] });
     try {
       const store = await this.deps.store;
-      // Job ids name the neuron, the endpoint and what is asked; a hash keeps them short.
-      const jobId = `${this.jobPrefix(scan.id, neuron)}${(await sha256Hex(`${jobName}\n${model}\n${baseUrl}`)).slice(0, 24)}`;
+      const jobId = await neuronJobId(scan.id, neuron, options, baseUrl);
       if (job.fresh) await store.deleteJob(jobId);
       const priced = defaultPricingFor(model) !== undefined;
       const cache = job.fresh ? refreshingCache(store.responseCache()) : store.responseCache();
@@ -451,7 +444,7 @@ export class NeuronPageController {
       });
       const neuronResult = result.neurons[0];
       // Stored under its own neuron, even if the user has moved on meanwhile.
-      await store.putPipelineResult(scan.id, neuronResult, `${model} @ ${baseUrl}`);
+      await store.putPipelineResult(scan.id, neuronResult, llmSource(settings));
       notices.push(...resultNotices(neuronResult, asked));
       const usage = client.usage();
       await this.loadExplanationsFor(ticket);
@@ -537,7 +530,7 @@ export class NeuronPageController {
     try {
       const store = await this.deps.store;
       await store.deleteExplanation(scan.id, neuron, explanation);
-      await store.deleteJobsStartingWith(this.jobPrefix(scan.id, neuron));
+      await store.deleteJobsStartingWith(neuronJobPrefix(scan.id, neuron));
       ticket.apply(() => this.state.patch({ outcome: { kind: 'done', text: `Deleted “${explanation}”.` }, notices: [] }));
     } catch (err) {
       ticket.apply(() => this.state.patch({ outcome: { kind: 'error', text: describeError(err) } }));

@@ -1,7 +1,6 @@
 /**
  * Explaining and scoring many neurons in one go, under one client (one budget): each neuron runs
- * as its own resumable explain job (job.ts), with the same job id the app uses for a single
- * neuron, so a neuron explained alone and in a batch shares its finished steps.
+ * as its own resumable explain job (job.ts), with the job id the neuron page uses too (neuronJobId), so a neuron explained alone and in a batch shares its finished steps.
  *
  * A neuron that fails is listed with its reason and the batch goes on with the next. What no
  * other neuron could get past stops the batch: the budget is spent, the account's quota is
@@ -12,17 +11,12 @@ import type { NeuronRecord } from '../activations/records.ts';
 import { isAbortError, LlmAuthError, LlmBudgetExceededError, LlmConfigError, LlmQuotaError } from '../llm/errors.ts';
 import type { ChatCompleter } from '../llm/types.ts';
 import { estimateNeuronCost, type NeuronCostEstimate } from './estimate-neuron-cost.ts';
-import { runExplainJob, type JobStore } from './job.ts';
+import { neuronJobId, runExplainJob, type JobStore } from './job.ts';
 import type { NeuronPipelineResult, PipelineOptions, PipelineProgress } from './pipeline.ts';
 
 export interface BatchNeuron {
   layer: number;
   neuron: number;
-}
-
-/** The job id of one neuron's explain job, the same for a single neuron and in a batch. */
-export function explainJobId(scanId: string, neuron: BatchNeuron, options: Pick<PipelineOptions, 'model' | 'explanations'>): string {
-  return `app/${scanId}/${neuron.layer}:${neuron.neuron}/${options.model}/${options.explanations ?? 1}`;
 }
 
 /** Why a batch stopped before its last neuron. */
@@ -49,6 +43,8 @@ export interface BatchOptions {
   /** A neuron's record (undefined when the dataset has none). */
   readRecord: (neuron: BatchNeuron) => Promise<NeuronRecord | undefined>;
   client: ChatCompleter;
+  /** The endpoint the client talks to (part of each neuron's job id). */
+  endpoint: string;
   jobStore: JobStore;
   options: PipelineOptions;
   /** Stores a neuron's result (called before the batch moves on). */
@@ -97,7 +93,7 @@ export async function runExplainBatch(batch: BatchOptions): Promise<BatchReport>
       signal?.throwIfAborted();
       const record = await batch.readRecord(neuron);
       if (!record) throw new Error('this dataset has no record of it');
-      const jobId = explainJobId(batch.scanId, neuron, options);
+      const jobId = await neuronJobId(batch.scanId, neuron, options, batch.endpoint);
       const { neurons: [result] } = await runExplainJob(batch.client, { jobId, records: [record], options }, batch.jobStore, {
         signal,
         onProgress: (p) => progress(neuron, p.step),

@@ -6,6 +6,7 @@
  * run then does.
  */
 import type { SimulationMode } from './explanation-types.ts';
+import { CONNECTION_TEST_PROMPT } from './prompt-format.ts';
 import { isLogprobsUnavailable, plannedSimulationMode, type SimulatorOptions } from './simulator.ts';
 import { requireLogprobs } from './simulator-logprob.ts';
 import { createChatClient } from '../llm/client.ts';
@@ -52,7 +53,7 @@ export async function testConnection(
     const response = await client.complete(
       {
         model,
-        messages: [{ role: 'user', content: 'Reply with the single digit 7.' }],
+        messages: [{ role: 'user', content: CONNECTION_TEST_PROMPT }],
         max_tokens: 1,
         temperature: 0,
         logprobs: true,

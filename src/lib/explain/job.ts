@@ -29,6 +29,21 @@ import {
  * Where a job keeps its finished steps. Values are plain JSON data. `get` resolves undefined for a
  * step never stored. A store must not report a `put` done before the value is durable.
  */
+/**
+ * The jobs of one neuron of a dataset share this prefix (deleting the neuron's explanations deletes
+ * its jobs by it).
+ */
+export const neuronJobPrefix = (scanId: string, neuron: { layer: number; neuron: number }): string => `neuron/${scanId}/${neuron.layer}:${neuron.neuron}/`;
+
+/**
+ * The id of one neuron's explain job: the neuron page, an Explorer batch and the walkthrough all
+ * use it, so a neuron explained in one place recalls (or resumes) its finished steps in another.
+ * Everything that decides the answers is in it (the options and the endpoint); a hash keeps it short.
+ */
+export async function neuronJobId(scanId: string, neuron: { layer: number; neuron: number }, options: PipelineOptions, endpoint: string): Promise<string> {
+  return `${neuronJobPrefix(scanId, neuron)}${(await sha256Hex(canonicalJson({ options, endpoint: endpoint.trim() }))).slice(0, 24)}`;
+}
+
 export interface JobStore {
   get(jobId: string, key: string): Promise<unknown | undefined>;
   put(jobId: string, key: string, value: unknown): Promise<void>;

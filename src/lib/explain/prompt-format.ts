@@ -48,6 +48,14 @@ export function displayToken(token: string): string {
   return token.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\r/g, '\\r').replace(/\n/g, '\\n');
 }
 
+/** The token a `displayToken` line shows (its escapes undone). */
+export function undisplayToken(shown: string): string {
+  return shown.replace(/\\([\\tnr])/g, (_, c: string) => ({ t: '\t', n: '\n', r: '\r', '\\': '\\' })[c]!);
+}
+
+/** The one-line question "Test connection" asks an endpoint (answered "7", with logprobs if it has them). */
+export const CONNECTION_TEST_PROMPT = 'Reply with the single digit 7.';
+
 export interface ExplainerRecordsOptions {
   /** Normalise against this maximum instead of the largest activation shown. */
   maxActivation?: number;

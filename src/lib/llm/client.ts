@@ -15,6 +15,7 @@ import { LlmAbortError, LlmConfigError, LlmError, abortErrorFrom, isAbortError }
 import { normalizeBaseUrl, requestCacheKey, type ResponseCache } from './response-cache.ts';
 import { Semaphore } from './semaphore.ts';
 import { createTransport } from './transport.ts';
+import { isScriptedEndpoint, scriptedLlmFetch, SCRIPTED_ENDPOINT } from '../explain/scripted-llm.ts';
 import type { ChatCompleter, ChatRequest, ChatResponse } from './types.ts';
 import { UsageMeter, type UsageDelta, type UsageTotals } from './usage-meter.ts';
 
@@ -72,7 +73,8 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   const maxRetries = checkNumber('maxRetries', options.maxRetries ?? DEFAULT_MAX_RETRIES, { min: 0, integer: true });
   const concurrency = checkNumber('concurrency', options.concurrency ?? DEFAULT_CONCURRENCY, { min: 1, integer: true });
   const apiKey = options.apiKey?.trim() || undefined;
-  const transport = createTransport({ baseUrl, apiKey, timeoutMs, maxRetries });
+  // A scripted endpoint (the built-in scripted LLM) answers in the page: no network.
+  const transport = createTransport({ baseUrl, apiKey, timeoutMs, maxRetries, fetch: scriptedLlmFetch(baseUrl) });
   const meter = new UsageMeter(options.budget, options.pricing);
   const slots = new Semaphore(concurrency);
   // Every call gets its own controller, fanned out from the shared signals (the job's, the
@@ -183,6 +185,10 @@ function checkBaseUrl(raw: unknown): string {
     parsed = new URL(raw.trim());
   } catch {
     throw new LlmConfigError(`baseUrl ${JSON.stringify(raw)} is not a valid URL (expected e.g. https://api.openai.com/v1)`);
+  }
+  if (isScriptedEndpoint(raw)) {
+    if (!scriptedLlmFetch(raw)) throw new LlmConfigError(`there is no scripted endpoint ${JSON.stringify(raw.trim())}: the built-in one is ${SCRIPTED_ENDPOINT}`);
+    return normalizeBaseUrl(raw);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new LlmConfigError(`baseUrl must be http(s), got ${parsed.protocol}`);

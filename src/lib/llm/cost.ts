@@ -37,6 +37,8 @@ export const DEFAULT_PRICING: Readonly<Record<string, Pricing>> = {
   'gpt-4.1': { inputPerMTok: 2, outputPerMTok: 8 },
   'gpt-4.1-mini': { inputPerMTok: 0.4, outputPerMTok: 1.6 },
   'gpt-4.1-nano': { inputPerMTok: 0.1, outputPerMTok: 0.4 },
+  // The built-in scripted LLM (src/lib/explain/scripted-llm.ts) runs in the page: free.
+  'scripted-': { inputPerMTok: 0, outputPerMTok: 0 },
 };
 
 /** Output tokens assumed for a request that sets neither `max_tokens` nor `max_completion_tokens`. */

@@ -3,6 +3,7 @@
  * kept in the browser. The API key stays in the page: it is saved (in this browser's
  * localStorage) only when the user asks, and is only ever sent to the configured endpoint.
  */
+import { SCRIPTED_ENDPOINT, SCRIPTED_MODEL } from '../explain/scripted-llm.ts';
 
 export interface LlmSettings {
   /** Server root including the API version, e.g. https://api.openai.com/v1. */
@@ -46,6 +47,12 @@ export const LLM_PRESETS: readonly LlmPreset[] = [
     baseUrl: 'http://localhost:1234/v1',
     model: '',
     note: 'turn on CORS in its server settings; the model is the one loaded',
+  },
+  {
+    label: 'Built-in scripted (toy model only)',
+    baseUrl: SCRIPTED_ENDPOINT,
+    model: SCRIPTED_MODEL,
+    note: 'no language model and no network: scripted answers, made from the rules planted in the toy model, for its planted neurons only (to try the steps, and for teaching)',
   },
 ];
 

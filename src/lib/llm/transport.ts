@@ -48,6 +48,8 @@ export interface TransportOptions {
   timeoutMs: number;
   /** Retries after the first attempt. */
   maxRetries: number;
+  /** What sends each HTTP attempt; default the platform's fetch (a scripted endpoint brings its own). */
+  fetch?: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 }
 
 export interface Transport {
@@ -90,7 +92,7 @@ export function createTransport(options: TransportOptions): Transport {
         fetch: (input, init) => {
           attempts++;
           onAttempt(attempts);
-          return sendAttempt(input, init, timeoutMs);
+          return sendAttempt(input, init, timeoutMs, options.fetch);
         },
       });
       try {
@@ -111,7 +113,12 @@ export function createTransport(options: TransportOptions): Transport {
 }
 
 /** The `fetch` the SDK calls for each HTTP attempt (see the file comment). */
-async function sendAttempt(input: string | URL | Request, init: RequestInit | undefined, timeoutMs: number): Promise<Response> {
+async function sendAttempt(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+  timeoutMs: number,
+  fetchImpl: TransportOptions['fetch'],
+): Promise<Response> {
   const headers = new Headers(init?.headers);
   for (const name of [...headers.keys()]) {
     if (name.startsWith('x-stainless-') || name === 'user-agent') headers.delete(name);
@@ -122,7 +129,8 @@ async function sendAttempt(input: string | URL | Request, init: RequestInit | un
   const linked = linkSignals(init?.signal ?? undefined, deadline.signal);
   try {
     // Resolved per call: browsers throw "Illegal invocation" on a detached fetch.
-    const response = await globalThis.fetch(input, { ...init, headers, signal: linked.signal });
+    const request = { ...init, headers, signal: linked.signal };
+    const response = await (fetchImpl ? fetchImpl(input, request) : globalThis.fetch(input, request));
     const text = await response.text();
     return response.ok ? rebuildResponse(response, text) : normalizeErrorResponse(response, text);
   } finally {
