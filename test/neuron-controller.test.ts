@@ -345,9 +345,9 @@ describe('the neuron page controller', () => {
     const sim = page.state.get().test.simulation;
     if (sim.status !== 'ready') throw new Error(`no simulation: ${JSON.stringify(sim)}`);
     expect(sim.value.text).toBe('No numbers here');
-    // No digits: the simulation is 0 throughout, and the page says why there is no correlation.
+    // No digits: neither the neuron nor the simulation varies, and the page says why there is no correlation.
     expect(sim.value.correlation).toBeNull();
-    expect(sim.value.reason).toMatch(/every token/);
+    expect(sim.value.reason).toMatch(/^neither the neuron \(0\.00 on every scored token\) nor the simulation \([\d.]+ throughout\) varies/);
 
     page.setTestText('Room 12 and 34');
     await until((s) => s.test.live.status === 'ready');
