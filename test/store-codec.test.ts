@@ -89,6 +89,34 @@ describe('float16 codec', () => {
     expect(checked).toBeGreaterThan(20_000);
   });
 
+  it('rounds float32 values (the scan\'s, which take a faster path) exactly as the oracle, next to every kind of tie', () => {
+    const random = createSeededRandom(13);
+    const f32 = new Float32Array(1);
+    const u32 = new Uint32Array(f32.buffer);
+    const neighbours = (x: number): number[] => {
+      f32[0] = x;
+      const bits = u32[0];
+      return [-1, 0, 1].map((d) => {
+        u32[0] = bits + d;
+        return f32[0];
+      });
+    };
+    let checked = 0;
+    const check = (x: number) => {
+      expect(float16Bits(x)).toBe(oracleBits(x));
+      expect(float16Bits(-x)).toBe(oracleBits(-x));
+      checked++;
+    };
+    for (let i = 0; i < 20_000; i++) check(Math.fround(2 ** (-27 + random() * 42.99)));
+    // Each midpoint between neighbouring halves and the float32s on either side of it.
+    for (let bits = 0; bits < 0x7bff; bits++) for (const x of neighbours((POSITIVE_VALUES[bits] + POSITIVE_VALUES[bits + 1]) / 2)) check(x);
+    // The edges: the smallest normal half, and the largest value that rounds to 65504.
+    for (const edge of [2 ** -14, 65504]) for (const x of neighbours(edge)) check(x);
+    check(65519.99609375);
+    expect(() => float16Bits(Math.fround(65520))).toThrow(/outside the float16 range/);
+    expect(checked).toBeGreaterThan(110_000);
+  });
+
   it('keeps the documented error bound: relative ≤ 2^-11 for normal values, absolute ≤ 2^-25 below 2^-14', () => {
     const random = createSeededRandom(11);
     let worstRelative = 0;

@@ -55,8 +55,26 @@ function exponentOf(a: number): number {
   return ((doubleView.getUint16(0) >>> 4) & 0x7ff) - 1023;
 }
 
+/** A float32's bits (the scan's activations are float32s: their conversion works on these bits). */
+const float32Slot = new Float32Array(1);
+const float32Bits = new Uint32Array(float32Slot.buffer);
+
 /** The float16 bit pattern nearest to `value` (ties to even). Throws on NaN or overflow. */
 export function float16Bits(value: number, where = ''): number {
+  // Fast path, for a normal float16 result from a value that is exactly a float32 (every value
+  // of a scan): rounding its 23-bit mantissa to 10 bits is then the only rounding, so the result
+  // is the same as the general path's. A carry out of the mantissa moves to the exponent, as it should.
+  float32Slot[0] = value;
+  if (float32Slot[0] === value) {
+    const bits = float32Bits[0];
+    const magnitude = bits & 0x7fffffff;
+    if (magnitude >= 0x38800000 && magnitude < 0x477ff000) {
+      let half = (((magnitude >>> 23) - 112) << 10) | ((magnitude >>> 13) & 0x3ff);
+      const rest = magnitude & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1)) half++;
+      return ((bits >>> 16) & 0x8000) | half;
+    }
+  }
   if (Number.isNaN(value)) throw new StoreCodecError(`${prefix(where)}NaN cannot be stored`);
   const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
   const a = Math.abs(value);

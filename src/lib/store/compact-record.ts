@@ -134,6 +134,25 @@ function distinctRows(packed: PackedArray, excerpts: readonly number[], lengths:
 }
 
 /**
+ * Every ActivationRecord's values in turn, in one Float64Array (boxed numbers would cost a copy of
+ * each value and the collector's time); a plain array when some value is not a number, so that
+ * packing names it.
+ */
+function allValues(items: readonly { excerpt: ActivationRecord }[]): ArrayLike<number> {
+  let total = 0;
+  for (const { excerpt } of items) total += excerpt.activations.length;
+  const out = new Float64Array(total);
+  let at = 0;
+  for (const { excerpt } of items) {
+    for (const v of excerpt.activations) {
+      if (typeof v !== 'number') return items.flatMap(({ excerpt }) => excerpt.activations);
+      out[at++] = v;
+    }
+  }
+  return out;
+}
+
+/**
  * The stored form of a (validated) record; its excerpts' tokens go to `table`. `lossless` keeps
  * every number exactly; float16 or float32 round (see compact-activations.ts for the error bound).
  */
@@ -141,7 +160,7 @@ export function compactNeuronRecord(record: NeuronRecord, table: ExcerptTable, c
   const layer = record.neuron_id.layer_index;
   const neuron = record.neuron_id.neuron_index;
   const items = excerptsInOrder(record);
-  const all = items.flatMap(({ excerpt }) => excerpt.activations);
+  const all = allValues(items);
   const encoding = choice === 'lossless' ? losslessEncoding(all) : resolveEncoding(all, choice);
   let packed: PackedArray;
   try {
