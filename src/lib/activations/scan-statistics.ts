@@ -369,7 +369,9 @@ export class ScanStatistics {
     const precision = this.config.rowPrecision;
     const stored = this.topK.storedRows(neuron, (e) => tokensOf(e).length);
     const record = (excerpt: number): ActivationRecord => {
-      const tokens = [...tokensOf(excerpt)];
+      // The excerpt's own array, shared by every record that shows it (records are not edited in
+      // place): the store recognises an excerpt it has seen by its array, without hashing its strings.
+      const tokens = tokensOf(excerpt) as string[];
       let activations = stored.get(excerpt);
       if (!activations) {
         const values = activationsOf(excerpt);
