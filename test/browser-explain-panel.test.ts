@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { browserAvailable, launchChromium, showNeuron as pickNeuron, showView, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, scanBundledCorpus, showNeuron as pickNeuron, showView, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
 import { logprobTokens, reply, startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
@@ -51,12 +51,7 @@ run('LLM settings and explain panel in the app', () => {
     await page.goto(app.url);
     await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
     // A small scan to browse: records for every neuron of the toy model.
-    await showView(page, 'Datasets');
-    await page.getByLabel('max excerpts').fill('48');
-    await page.getByTestId('scan-start').click();
-    await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid="scan-list"]')?.textContent ?? ''), null, {
-      timeout: 180_000,
-    });
+    await scanBundledCorpus(page, 48, 180_000);
     await page.getByRole('button', { name: 'Browse' }).first().click();
     await page.getByTestId('neuron-browser').waitFor();
     await showNeuron(0, 37);

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import type { Browser, Page } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { browserAvailable, launchChromium, showView, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, scanBundledCorpus, showView, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
 import { startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { plantedNeuronLlm } from './fixtures/planted-llm.ts';
@@ -61,10 +61,7 @@ run('the Explorer in the app', () => {
     page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(app.url);
     await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
-    await showView(page, 'Datasets');
-    await page.getByLabel('max excerpts').fill('96');
-    await page.getByTestId('scan-start').click();
-    await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid="scan-list"]')?.textContent ?? ''), null, { timeout: 240_000 });
+    await scanBundledCorpus(page, 96);
   }, 400_000);
 
   afterAll(async () => {

@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import { browserAvailable, launchChromium, showNeuron, showView, startBuiltApp } from './helpers/browser.ts';
+import { browserAvailable, launchChromium, scanBundledCorpus, showNeuron, showView, startBuiltApp } from './helpers/browser.ts';
 import type { StaticServer } from './helpers/static-server.ts';
 import { reply, startFakeOpenAiServer, type FakeHandler, type FakeOpenAiServer } from './helpers/fake-openai-server.ts';
 import { allZeroSimulationLlm, plantedNeuronLlm } from './fixtures/planted-llm.ts';
@@ -45,10 +45,7 @@ run('the neuron page', () => {
     page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(app.url);
     await page.getByTestId('model-status').waitFor({ timeout: 120_000 });
-    await showView(page, 'Datasets');
-    await page.getByLabel('max excerpts').fill('96');
-    await page.getByTestId('scan-start').click();
-    await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid="scan-list"]')?.textContent ?? ''), null, { timeout: 240_000 });
+    await scanBundledCorpus(page, 96);
   }, 360_000);
 
   afterAll(async () => {
@@ -119,6 +116,26 @@ run('the neuron page', () => {
     await expect.poll(() => new URL(page.url()).searchParams.get('neuron')).toBe(target);
     await page.goBack();
     await expect.poll(() => new URL(page.url()).searchParams.get('neuron')).toBe('0:37');
+  });
+
+  it('opens from the probe: a token\'s neuron, and "Open its page"', async () => {
+    await showView(page, 'Probe');
+    await page.locator('#probe-text').fill('In 1961 the jury met.');
+    // The token " 1961": its most active neurons per layer; the planted digit neuron is among them.
+    const token = page.getByTestId('token-strip').first().getByRole('button', { name: /^" 1961":/ });
+    await token.waitFor({ timeout: 60_000 });
+    await token.click();
+    await page.getByTestId('token-neurons').getByRole('button', { name: /^0:37 / }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('view')).toBe('neuron');
+    expect(new URL(page.url()).searchParams.get('neuron')).toBe('0:37');
+    await expect.poll(() => page.getByTestId('record-stats').innerText(), { timeout: 30_000 }).toMatch(/max 4\.0\d\d/);
+
+    await page.goBack();
+    await expect.poll(() => new URL(page.url()).searchParams.get('view')).toBe('probe');
+    await showNeuron(page, '0:150');
+    await page.getByRole('button', { name: 'Open its page' }).click();
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).innerText()).toBe('Neuron 0:150');
+    await expect.poll(() => page.getByTestId('record-stats').innerText(), { timeout: 30_000 }).toMatch(/max \d/);
   });
 
   it('opens from an address in another tab: 0:150’s peaks are capitalised words', async () => {

@@ -74,6 +74,14 @@ export async function showNeuron(page: Page, neuron: string): Promise<void> {
   await page.waitForFunction((n) => new URL(location.href).searchParams.get('neuron') === n, neuron);
 }
 
+/** Scans the bundled corpus with the loaded model from the Datasets view (`maxExcerpts` excerpts) and waits until the scan is listed as done. */
+export async function scanBundledCorpus(page: Page, maxExcerpts: number, timeout = 240_000): Promise<void> {
+  await showView(page, 'Datasets');
+  await page.getByLabel('max excerpts').fill(String(maxExcerpts));
+  await page.getByTestId('scan-start').click();
+  await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid="scan-list"]')?.textContent ?? ''), null, { timeout });
+}
+
 /** Exports a dataset's records through the app's own button (Datasets view, `row` of the list) and returns the file's text. */
 export async function exportRecordsFromList(page: Page, row: number): Promise<string> {
   await showView(page, 'Datasets');
