@@ -12,11 +12,11 @@ export const MODEL_OPTIONS = {
 /** --backend, for the commands that run the model. */
 export const BACKEND_OPTION = { backend: { type: 'string' } } as const;
 
+/** --help, which every command takes. */
+export const HELP_OPTION = { help: { type: 'boolean', short: 'h', default: false } } as const;
+
 /** --json and --help. */
-export const OUTPUT_OPTIONS = {
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
+export const OUTPUT_OPTIONS = { json: { type: 'boolean', default: false }, ...HELP_OPTION } as const;
 
 /**
  * parseArgs with a mistake reported as one line followed by the command's help (exit 2).

@@ -4,7 +4,8 @@
  * errors into one-line CLI errors.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { HELP_OPTION } from './cli-args.ts';
 import type { NeuronRecord } from '../lib/activations/records.ts';
 import { BinaryScorerError } from '../lib/explain/detection-scorer.ts';
 import type { SimulationMode } from '../lib/explain/explanation-types.ts';
@@ -40,29 +41,10 @@ export const LLM_OPTIONS = {
   'cache-dir': { type: 'string' },
   concurrency: { type: 'string' },
   reasoning: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  ...HELP_OPTION,
 } as const satisfies ParseArgsConfig['options'];
 
 export type FlagValues = Record<string, string | boolean | string[] | undefined>;
-
-/** parseArgs with the CLI's error style (exit code 2 for usage errors). */
-export function parseFlags(
-  argv: string[],
-  options: ParseArgsConfig['options'],
-  command: string,
-): FlagValues {
-  try {
-    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-    if (positionals.length > 0) {
-      throw new CliError(`unexpected argument "${positionals[0]}" (see neurolens ${command} --help)`, 2);
-    }
-    return values as FlagValues;
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new CliError(`${message} (see neurolens ${command} --help)`, 2);
-  }
-}
 
 /** A positive integer flag, or `fallback` when absent. */
 export function integerFlag(values: FlagValues, name: string, fallback: number): number {

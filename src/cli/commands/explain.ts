@@ -6,19 +6,20 @@
 import { generateExplanations } from '../../lib/explain/explainer.ts';
 import { serializeNeuronSimulationResults } from '../../lib/explain/formats.ts';
 import { selectRecords } from '../../lib/explain/pipeline.ts';
+import { parseCommandArgs } from '../cli-args.ts';
 import {
   clientFromFlags,
   DEFAULT_BASE_URL,
   DEFAULT_MODEL,
   integerFlag,
   LLM_OPTIONS,
-  parseFlags,
   pipelineOptionsFromFlags,
   readNeuronRecord,
   runPipelineFromFlags,
   stringFlag,
   toCliError,
   writeScoreSummary,
+  type FlagValues,
 } from '../llm-options.ts';
 
 const HELP = `usage: neurolens explain --record <NeuronRecord.json> [options]
@@ -45,19 +46,21 @@ explanation goes to stderr.
   --concurrency N   LLM requests in flight at once (default 4)`;
 
 export async function run(argv: string[]): Promise<void> {
-  const values = parseFlags(
-    argv,
+  const { values } = parseCommandArgs(
     {
-      ...LLM_OPTIONS,
-      'no-score': { type: 'boolean' },
-      samples: { type: 'string' },
-      calibrate: { type: 'boolean' },
-      detection: { type: 'boolean' },
-      fuzzing: { type: 'boolean' },
-      'job-dir': { type: 'string' },
+      args: argv,
+      options: {
+        ...LLM_OPTIONS,
+        'no-score': { type: 'boolean' },
+        samples: { type: 'string' },
+        calibrate: { type: 'boolean' },
+        detection: { type: 'boolean' },
+        fuzzing: { type: 'boolean' },
+        'job-dir': { type: 'string' },
+      },
     },
-    'explain',
-  );
+    HELP,
+  ) as { values: FlagValues };
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;

@@ -5,10 +5,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { mergeShards } from '../../lib/activations/merge-shards.ts';
 import { loadShard, recordFileWriter, type LoadedShard } from '../../lib/activations/scan-files.node.ts';
 import { ScanAbortedError } from '../../lib/activations/scan.ts';
+import { HELP_OPTION, parseCommandArgs } from '../cli-args.ts';
 import { CliError } from '../cli-error.ts';
 import { count, formatDuration, interruptHandler, StatusLine } from '../terminal.ts';
 import { prepareOutDir, round, SCAN_METADATA_FILE } from './scan.ts';
@@ -25,12 +25,7 @@ export interface MergeCommandOptions {
 }
 
 export function parseMergeArgs(argv: string[]): MergeCommandOptions | null {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } }, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${HELP}`, 2);
-  }
+  const parsed = parseCommandArgs({ args: argv, options: { out: { type: 'string' }, ...HELP_OPTION }, allowPositionals: true }, HELP);
   if (parsed.values.help) return null;
   if (!parsed.values.out) throw new CliError('--out is required: the folder to write the merged records to', 2);
   if (parsed.positionals.length === 0) throw new CliError('give the shard folders to merge', 2);

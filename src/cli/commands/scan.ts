@@ -10,7 +10,7 @@
  * With --shard, a shard folder instead (shard.json, statistics.bin, sample-rows.bin,
  * excerpts.jsonl), which `neurolens merge` turns into the records of the whole scan.
  */
-import { BACKEND_OPTION, MODEL_OPTIONS, parseCommandArgs } from '../cli-args.ts';
+import { BACKEND_OPTION, HELP_OPTION, MODEL_OPTIONS, parseCommandArgs } from '../cli-args.ts';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { access, readFile, rm, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -124,7 +124,7 @@ export function parseScanArgs(argv: string[]): ScanCommandOptions | null {
           shard: { type: 'string' },
           gelu: { type: 'string' },
           resume: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h', default: false },
+          ...HELP_OPTION,
       },
     },
     HELP,

@@ -5,6 +5,7 @@
  * (all / top / random correlation, optional calibrated, detection and fuzzing scores) on stderr.
  */
 import { serializeNeuronSimulationResults } from '../../lib/explain/formats.ts';
+import { parseCommandArgs } from '../cli-args.ts';
 import { CliError } from '../cli-error.ts';
 import {
   clientFromFlags,
@@ -12,13 +13,13 @@ import {
   DEFAULT_MODEL,
   integerFlag,
   LLM_OPTIONS,
-  parseFlags,
   pipelineOptionsFromFlags,
   readNeuronRecord,
   runPipelineFromFlags,
   stringFlag,
   toCliError,
   writeScoreSummary,
+  type FlagValues,
 } from '../llm-options.ts';
 
 const HELP = `usage: neurolens score --record <NeuronRecord.json> --explanation "<text>" [options]
@@ -42,18 +43,20 @@ and prints the NeuronSimulationResults line on stdout and a summary per explanat
   --concurrency N   LLM requests in flight at once (default 4)`;
 
 export async function run(argv: string[]): Promise<void> {
-  const values = parseFlags(
-    argv,
+  const { values } = parseCommandArgs(
     {
-      ...LLM_OPTIONS,
-      explanation: { type: 'string', multiple: true },
-      calibrate: { type: 'boolean' },
-      detection: { type: 'boolean' },
-      fuzzing: { type: 'boolean' },
-      'job-dir': { type: 'string' },
+      args: argv,
+      options: {
+        ...LLM_OPTIONS,
+        explanation: { type: 'string', multiple: true },
+        calibrate: { type: 'boolean' },
+        detection: { type: 'boolean' },
+        fuzzing: { type: 'boolean' },
+        'job-dir': { type: 'string' },
+      },
     },
-    'score',
-  );
+    HELP,
+  ) as { values: FlagValues };
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;

@@ -7,6 +7,7 @@
 import { serializeJsonl } from '../../lib/explain/formats.ts';
 import { selectRecords } from '../../lib/explain/pipeline.ts';
 import { createSimulator } from '../../lib/explain/simulator.ts';
+import { parseCommandArgs } from '../cli-args.ts';
 import { CliError } from '../cli-error.ts';
 import {
   clientFromFlags,
@@ -15,10 +16,10 @@ import {
   integerFlag,
   LLM_OPTIONS,
   modeFlag,
-  parseFlags,
   readNeuronRecord,
   stringFlag,
   toCliError,
+  type FlagValues,
 } from '../llm-options.ts';
 
 const HELP = `usage: neurolens simulate --record <NeuronRecord.json> --explanation "<text>" [options]
@@ -37,7 +38,7 @@ records not used for explaining, and 5 random records) and prints one SequenceSi
   --concurrency N   LLM requests in flight at once (default 4)`;
 
 export async function run(argv: string[]): Promise<void> {
-  const values = parseFlags(argv, { ...LLM_OPTIONS, explanation: { type: 'string' } }, 'simulate');
+  const { values } = parseCommandArgs({ args: argv, options: { ...LLM_OPTIONS, explanation: { type: 'string' } } }, HELP) as { values: FlagValues };
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return;
